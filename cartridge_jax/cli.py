@@ -1,0 +1,150 @@
+"""The command line: `python -m cartridge_jax <command>` (also installed as `cartridge-jax`).
+
+Every command that reads the configuration takes `--config FILE` and `--<section>.<key> VALUE`
+for any key (see `python -m cartridge_jax config`), plus short forms for the common ones.
+User errors print one line and exit with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+from cartridge_jax import config as config_lib
+from cartridge_jax import games
+
+USAGE_ERROR = 2
+
+# Short flags for the most used keys: --game X is --common.game X, and so on.
+SHORT_FLAGS = {
+    "game": "common.game",
+    "seed": "common.seed",
+    "preset": "common.preset",
+    "run-dir": "common.run_dir",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (argparse's own print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, *, short: Sequence[str]) -> None:
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: "
+                        "$CARTRIDGE_CONFIG, else ./config.toml if present)")
+    for name in short:
+        parser.add_argument(f"--{name}", dest=f"short:{SHORT_FLAGS[name]}", metavar="VALUE",
+                            help=f"same as --{SHORT_FLAGS[name]}")
+    group = parser.add_argument_group("configuration keys (any key of `config`)")
+    for section, key, default, description in config_lib.config_keys():
+        group.add_argument(f"--{section}.{key}", dest=f"key:{section}.{key}", metavar="VALUE",
+                           help=f"{description} (default: {default!r})")
+
+
+def _load_config(args: argparse.Namespace, **forced: str):
+    """(config, sources) from file/env/flags; `forced` ("section.key" -> value) wins over all."""
+    flags = {}
+    for dest, value in vars(args).items():
+        if value is not None and dest.startswith(("short:", "key:")):
+            flags[dest.split(":", 1)[1]] = value
+    flags.update(forced)
+    return config_lib.load_config(config_file=args.config, flags=flags)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    print(config_lib.format_config(*_load_config(args)))
+    return 0
+
+
+def _cmd_perft(args: argparse.Namespace) -> int:
+    from cartridge_jax import perft
+
+    game = games.make(args.game)
+    if args.depth < 0:
+        raise config_lib.ConfigError(f"perft depth {args.depth} is negative: use 0 or more")
+    started = time.perf_counter()
+    if args.divide:
+        counts = perft.divide(game, args.depth)
+        for move, count in counts.items():
+            print(f"{move}: {count}")
+        total = sum(counts.values())
+    else:
+        total = perft.perft(game, args.depth)
+    print(f"# {game.display_name} perft({args.depth}) in {time.perf_counter() - started:.2f} s")
+    print(total)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cartridge_jax import demo
+
+    config, _ = _load_config(args, **{"common.game": args.game})
+    demo.play(games.make(config.common.game), agents=(args.first, args.second),
+              seed=config.common.seed, out=sys.stdout)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from cartridge_jax import bench
+
+    bench.main(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cartridge-jax", description="AlphaZero for board games in JAX.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    config_cmd = commands.add_parser(
+        "config", help="print the effective configuration and where each value came from")
+    _add_config_flags(config_cmd, short=("game", "seed", "preset", "run-dir"))
+    config_cmd.set_defaults(run=_cmd_config)
+
+    perft_cmd = commands.add_parser(
+        "perft", help="count move paths of exactly DEPTH moves from the start",
+        description="Counts move paths of exactly DEPTH moves from the start position, counting "
+        "a path only if the game had not ended before its last move (chess-style perft; an "
+        "Othello pass is a move). The count alone is the last line.")
+    perft_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    perft_cmd.add_argument("depth", metavar="DEPTH", type=int, help="number of moves")
+    perft_cmd.add_argument("--divide", action="store_true", help="also print the count below "
+                           "each first move")
+    perft_cmd.set_defaults(run=_cmd_perft)
+
+    demo_cmd = commands.add_parser(
+        "demo", help="play one game between two baseline agents, printing every move",
+        description="Plays one game between two baseline agents and prints the board after "
+        "every move. The seed comes from the configuration (--seed to change it).")
+    demo_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    for side, default in (("first", "greedy"), ("second", "random")):
+        demo_cmd.add_argument(f"--{side}", choices=("random", "greedy"), default=default,
+                              help=f"agent for the side that moves {side} (default: {default})")
+    _add_config_flags(demo_cmd, short=("seed",))
+    demo_cmd.set_defaults(run=_cmd_demo)
+
+    bench_cmd = commands.add_parser(
+        "bench", help="measure random-play throughput of each game (next to pgx if installed)")
+    from cartridge_jax import bench
+
+    bench.add_arguments(bench_cmd)
+    bench_cmd.set_defaults(run=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (config_lib.ConfigError, games.UnknownGameError) as error:
+        print(f"cartridge-jax {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"cartridge-jax {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,155 @@
+"""Connect 4 on the standard 7-column x 6-row board. Red (player 0) moves first.
+
+An action is a column 0-6 (named "1".."7" for people, as in Pons' benchmark move strings); the
+piece drops to the lowest empty cell. Cells are row-major with row 0 at the TOP, so the board
+reads like its picture:
+
+    row 0 (top)      0  1  2  3  4  5  6
+    row 1            7  8  9 10 11 12 13
+    ...
+    row 5 (bottom)  35 36 37 38 39 40 41
+
+Rules: four in a row (horizontal, vertical, diagonal) wins; a full board without one is a draw.
+Observation: float32[6, 7, 2]; plane 0 the side to move's pieces, plane 1 the opponent's.
+Text format (`from_text`): the moves from the empty board as 1-based column digits ("4453").
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from cartridge_jax.games import base
+
+ROWS, COLS = 6, 7
+NUM_CELLS = ROWS * COLS
+NUM_ACTIONS = COLS
+ENCODING_VERSION = 1
+
+
+def _lines_through_each_cell() -> np.ndarray:
+    """int32[42, 16, 4]: for each cell, the cells of every four-in-a-row line through it.
+
+    Cells have at most 16 such lines (4 per direction); shorter lists are padded with lines of
+    the sentinel cell NUM_CELLS, which is always empty and so never completes a line.
+    """
+    lines = []
+    for row in range(ROWS):
+        for col in range(COLS):
+            for d_row, d_col in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                cells = [(row + k * d_row, col + k * d_col) for k in range(4)]
+                if all(0 <= r < ROWS and 0 <= c < COLS for r, c in cells):
+                    lines.append([r * COLS + c for r, c in cells])
+    table = np.full((NUM_CELLS, 16, 4), NUM_CELLS, dtype=np.int32)
+    for cell in range(NUM_CELLS):
+        through = [line for line in lines if cell in line]
+        table[cell, : len(through)] = through
+    return table
+
+
+LINES_THROUGH = _lines_through_each_cell()
+
+
+@struct.dataclass
+class State:
+    board: jax.Array  # int8[42]: 0 empty, 1 Red (player 0), 2 Yellow (player 1)
+    current_player: jax.Array  # int32[]
+    legal_action_mask: jax.Array  # bool[7]
+    terminated: jax.Array  # bool[]
+    rewards: jax.Array  # float32[2]
+
+
+def init(key: jax.Array) -> State:
+    """The empty board, Red to move. The start is deterministic: `key` is unused."""
+    del key
+    return State(
+        board=jnp.zeros(NUM_CELLS, jnp.int8),
+        current_player=jnp.int32(0),
+        legal_action_mask=jnp.ones(NUM_ACTIONS, jnp.bool_),
+        terminated=jnp.bool_(False),
+        rewards=jnp.zeros(2, jnp.float32),
+    )
+
+
+def _apply_legal_move(state: State, action: jax.Array) -> State:
+    mover = state.current_player
+    piece = (mover + 1).astype(jnp.int8)
+    columns = state.board.reshape(ROWS, COLS)
+    empty_in_column = jnp.sum(columns[:, action] == 0)  # the piece lands in the lowest of these
+    cell = (empty_in_column - 1) * COLS + action
+    board = state.board.at[cell].set(piece)
+    padded = jnp.append(board, jnp.int8(0))  # the sentinel cell of LINES_THROUGH
+    won = jnp.any(jnp.all(padded[jnp.asarray(LINES_THROUGH)[cell]] == piece, axis=1))
+    top_row_open = board[:COLS] == 0  # [7]: a column is playable while its top cell is empty
+    terminated = won | ~jnp.any(top_row_open)
+    return State(
+        board=board,
+        current_player=1 - mover,
+        legal_action_mask=top_row_open & ~terminated,
+        terminated=terminated,
+        rewards=base.outcome_rewards(jnp.where(won, mover, -1), terminated),
+    )
+
+
+step = base.make_step(_apply_legal_move)
+
+
+def observe(state: State) -> jax.Array:
+    """float32[6, 7, 2]: the side to move's pieces, then the opponent's."""
+    own = state.board == state.current_player + 1
+    opponent = state.board == 2 - state.current_player
+    return jnp.stack([own, opponent], axis=-1).reshape(ROWS, COLS, 2).astype(jnp.float32)
+
+
+def greedy_scores(state: State) -> jax.Array:
+    return base.threat_scores(step, state)
+
+
+def action_to_text(action: int) -> str:
+    return str(action + 1)
+
+
+def action_from_text(text: str) -> int:
+    text = text.strip()
+    if len(text) != 1 or text not in "1234567":
+        raise ValueError(f"{text!r} is not a Connect 4 column: use a digit 1-7")
+    return int(text) - 1
+
+
+def from_text(moves: str) -> State:
+    """The position after `moves`: 1-based column digits, Red first (Pons' benchmark format)."""
+    return base.replay_digit_moves(GAME, moves)
+
+
+def to_text(state: State) -> str:
+    cells = np.asarray(state.board).reshape(ROWS, COLS)
+    row_labels = [str(ROWS - r) for r in range(ROWS)]  # counted from the bottom, as people do
+    return base.board_text(cells, ".XO", "1234567", row_labels)
+
+
+GAME = base.Game(
+    name="connect4",
+    display_name="Connect 4",
+    description="Drop pieces into 7 columns; four in a row wins. The first player wins with "
+    "perfect play, and only by starting in the centre.",
+    num_actions=NUM_ACTIONS,
+    observation_shape=(ROWS, COLS, 2),
+    rows=ROWS,
+    cols=COLS,
+    board_kind="drop_column",
+    player_names=("Red", "Yellow"),
+    player_symbols=("X", "O"),
+    encoding_version=ENCODING_VERSION,
+    init=init,
+    step=step,
+    observe=observe,
+    greedy_scores=greedy_scores,
+    cell_permutations=base.mirror_permutation(ROWS, COLS),
+    action_permutations=base.mirror_permutation(1, COLS),
+    from_text=from_text,
+    to_text=to_text,
+    action_to_text=action_to_text,
+    action_from_text=action_from_text,
+)

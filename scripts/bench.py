@@ -1,0 +1,8 @@
+"""Benchmarks: `python scripts/bench.py --help` (the same as `python -m cartridge_jax bench`)."""
+
+import sys
+
+from cartridge_jax.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,43 @@
+"""Helpers shared by test modules: batched random games, compiled once per game and seed."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cartridge_jax import games
+
+BATCH = 32
+
+
+def max_plies(game: games.Game) -> int:
+    # Every move fills a cell, except Othello's passes, which never come twice in a row.
+    return 2 * game.rows * game.cols + 1
+
+
+@functools.lru_cache(maxsize=None)
+def random_trajectory(name: str, seed: int = 0):
+    """States and actions of BATCH random games, stepped past their end (no auto-reset).
+
+    Returns numpy (states [T+1, B, ...], actions [T, B], observations [T+1, B, ...]).
+    """
+    game = games.make(name)
+    plies = max_plies(game)
+
+    @jax.jit
+    def play(key):
+        start = jax.vmap(game.init)(jax.random.split(key, BATCH))
+
+        def move(state, key):
+            logits = jnp.where(state.legal_action_mask, 0.0, jnp.finfo(jnp.float32).min)
+            action = jax.random.categorical(key, logits)  # [B]
+            next_state = jax.vmap(game.step)(state, action)
+            return next_state, (next_state, action)
+
+        _, (states, actions) = jax.lax.scan(move, start, jax.random.split(key, plies))
+        states = jax.tree.map(lambda s, t: jnp.concatenate([s[None], t]), start, states)
+        observations = jax.vmap(jax.vmap(game.observe))(states)
+        return states, actions, observations
+
+    return jax.tree.map(np.asarray, play(jax.random.key(seed)))
