@@ -6,6 +6,7 @@ import pathlib
 import re
 
 import pytest
+from pydantic import ValidationError
 
 from cartridge_jax import config as cfg
 from cartridge_jax import games
@@ -60,7 +61,7 @@ def test_sources_cover_every_key():
 
 def test_config_is_frozen_and_hashable():
     config, _ = load()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.training.batch_size = 1
     assert hash(config) == hash(load()[0])
 
@@ -320,7 +321,7 @@ def test_unknown_preset_lists_the_presets(tmp_path):
 
 
 def test_models_reject_unknown_fields_and_presets_directly():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Config.model_validate({"training": {"learning_rte": 1}})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         Config.model_validate({"common": {"preset": "nope"}})
