@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from cartridge_jax import games
+from cartridge_jax.games.base import where_batched
 from cartridge_jax.io import atomic_write_text
 
 PGX_IDS = {"tictactoe": "tic_tac_toe", "connect4": "connect_four", "othello": "othello"}
@@ -28,21 +29,17 @@ PGX_IDS = {"tictactoe": "tic_tac_toe", "connect4": "connect_four", "othello": "o
 def _random_play(init: Callable, step: Callable, batch_size: int, steps: int):
     """A jitted function (key) -> final states of `batch_size` auto-resetting random games."""
 
-    def reset_finished(done, fresh, state):
-        def select(fresh_leaf, leaf):
-            return jnp.where(done.reshape((-1,) + (1,) * (leaf.ndim - 1)), fresh_leaf, leaf)
-
-        return jax.tree.map(select, fresh, state)
-
     def run(key):
         fresh = jax.vmap(init)(jax.random.split(key, batch_size))
 
         def move(carry, key):
             state = carry
-            logits = jnp.where(state.legal_action_mask, 0.0, jnp.finfo(jnp.float32).min)
-            actions = jax.random.categorical(key, logits)  # [B]
+            # A uniform legal move as the argmax of random bits over legal moves: several times
+            # cheaper than jax.random.categorical on CPU, which would otherwise dominate.
+            noise = jax.random.bits(key, state.legal_action_mask.shape, jnp.uint32) >> 1
+            actions = jnp.argmax(jnp.where(state.legal_action_mask, noise.astype(jnp.int32), -1), -1)
             state = jax.vmap(step)(state, actions)
-            return reset_finished(state.terminated, fresh, state), None
+            return where_batched(state.terminated, fresh, state), None
 
         final, _ = jax.lax.scan(move, fresh, jax.random.split(key, steps))
         return final

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games, perft
+from cartridge_jax.games.base import where_batched
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
 COUNTS = json.loads((REFDATA / "counts.json").read_text())
@@ -101,9 +102,7 @@ def test_connect4_pons_positions_replay_and_immediate_results(set_name):
             legal = state.legal_action_mask[jnp.arange(column.shape[0]), jnp.maximum(column, 0)]
             ok = ok & (~active | (legal & ~state.terminated))
             stepped = jax.vmap(game.step)(state, jnp.maximum(column, 0))
-            state = jax.tree.map(
-                lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                stepped, state)
+            state = where_batched(active, stepped, state)
             return (state, ok), None
 
         (final, ok), _ = jax.lax.scan(ply, (start, jnp.ones(moves.shape[0], bool)), moves.T)

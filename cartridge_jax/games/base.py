@@ -72,25 +72,37 @@ class Game:
     def num_symmetries(self) -> int:
         return int(self.action_permutations.shape[0])
 
-    def symmetries(
-        self, observation: Array, policy: Array, legal_action_mask: Array
+    def symmetry(
+        self, index: Array, observation: Array, policy: Array, legal_action_mask: Array
     ) -> tuple[Array, Array, Array]:
-        """Every symmetric copy of one training example, identity first.
+        """Symmetry number `index` (int32[], 0 = identity) of one training example.
 
         Args:
           observation: `[rows, cols, planes]` as returned by `observe`.
           policy: `[A]` a distribution (or any per-action values) over actions.
           legal_action_mask: `[A]` bool.
         Returns:
-          `([S, rows, cols, planes], [S, A], [S, A])`, mapped together.
+          `([rows, cols, planes], [A], [A])`, mapped together.
         """
-        planes = observation.shape[-1]
-        cells = observation.reshape(self.rows * self.cols, planes)
-        sym_obs = cells[self.cell_permutations].reshape(-1, *observation.shape)
+        observation, policy = jnp.asarray(observation), jnp.asarray(policy)
+        legal_action_mask = jnp.asarray(legal_action_mask)
+        cells = observation.reshape(self.rows * self.cols, -1)
+        cell_perm = jnp.asarray(self.cell_permutations)[index]  # [rows * cols]
+        action_perm = jnp.asarray(self.action_permutations)[index]  # [A]
         return (
-            sym_obs,
-            policy[self.action_permutations],
-            legal_action_mask[self.action_permutations],
+            cells[cell_perm].reshape(observation.shape),
+            policy[action_perm],
+            legal_action_mask[action_perm],
+        )
+
+    def symmetries(
+        self, observation: Array, policy: Array, legal_action_mask: Array
+    ) -> tuple[Array, Array, Array]:
+        """Every symmetric copy of one training example, identity first: shapes gain a leading
+        `[S]` axis (see `symmetry`)."""
+        indices = jnp.arange(self.num_symmetries)
+        return jax.vmap(self.symmetry, in_axes=(0, None, None, None))(
+            indices, observation, policy, legal_action_mask
         )
 
 
@@ -125,6 +137,15 @@ def make_step(apply_legal_move: Callable[[State, Array], State]) -> Callable[[St
 def tree_where(condition: Array, on_true: State, on_false: State) -> State:
     """Selects between two states of the same structure, leaf by leaf."""
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), on_true, on_false)
+
+
+def where_batched(condition: Array, on_true: Any, on_false: Any) -> Any:
+    """Selects per game between two batched pytrees: `condition` is bool[B], leaves [B, ...]."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(condition.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+        on_true,
+        on_false,
+    )
 
 
 def outcome_rewards(winner: Array, terminated: Array) -> Array:

@@ -1,0 +1,106 @@
+"""The learner: AlphaZero's loss and an optax optimizer, run as jitted chunks of steps.
+
+Loss = soft cross-entropy between the search's policy target and the net's policy over legal
+moves + value_loss_weight * squared error between value and the game's final outcome (both from
+the side to move's view). Weight decay lives in AdamW, not in the loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from cartridge_jax import replay
+from cartridge_jax.config import Config
+from cartridge_jax.games import Game
+from cartridge_jax.search import ApplyFn, masked_logits
+
+
+@struct.dataclass
+class TrainState:
+    params: Any
+    opt_state: Any
+    step: jax.Array  # int32[]: gradient steps taken: THE step counter of a run
+
+
+@struct.dataclass
+class Losses:
+    total: jax.Array  # float32[]
+    policy: jax.Array  # float32[]
+    value: jax.Array  # float32[]
+
+
+def learning_rate_schedule(config: Config) -> optax.Schedule:
+    """Linear warmup from 0.1 x lr to lr, then cosine decay to final_lr_fraction x lr at the
+    end of the run (iterations x steps_per_iteration)."""
+    training = config.training
+    total = training.iterations * training.steps_per_iteration
+    warmup = min(training.warmup_steps, total)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.1 * training.learning_rate,
+        peak_value=training.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(total, warmup + 1),
+        end_value=training.final_lr_fraction * training.learning_rate,
+    )
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(config.training.grad_clip_norm),
+        optax.adamw(learning_rate_schedule(config), weight_decay=config.training.weight_decay),
+    )
+
+
+def init_train_state(optimizer: optax.GradientTransformation, params) -> TrainState:
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.int32(0))
+
+
+def loss_fn(apply_fn: ApplyFn, value_loss_weight: float, params, batch: replay.Batch):
+    """(total loss, Losses) of one batch; illegal moves take no part in the policy softmax."""
+    logits, value = apply_fn(params, batch.observation)  # [N, A], [N]
+    log_probs = jax.nn.log_softmax(masked_logits(logits, batch.legal_action_mask))
+    # The target is zero on illegal moves; where() keeps 0 * (-huge) out of the sum.
+    policy_loss = -jnp.sum(
+        jnp.where(batch.legal_action_mask, batch.policy_target * log_probs, 0.0), axis=-1
+    ).mean()
+    value_loss = jnp.mean((value - batch.value_target) ** 2)
+    total = policy_loss + value_loss_weight * value_loss
+    return total, Losses(total=total, policy=policy_loss, value=value_loss)
+
+
+def train(
+    game: Game,
+    apply_fn: ApplyFn,
+    optimizer: optax.GradientTransformation,
+    config: Config,
+    train_state: TrainState,
+    buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    steps: int,
+) -> tuple[TrainState, Losses]:
+    """`steps` gradient steps on batches sampled from `buffer`; returns mean losses."""
+    training = config.training
+
+    def gradient_step(train_state: TrainState, key: jax.Array):
+        batch = replay.sample(
+            game,
+            buffer,
+            key,
+            training.batch_size,
+            window=training.replay_window,
+            augment=config.selfplay.augment,
+        )
+        grads, losses = jax.grad(
+            lambda p: loss_fn(apply_fn, training.value_loss_weight, p, batch), has_aux=True
+        )(train_state.params)
+        updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
+        params = optax.apply_updates(train_state.params, updates)
+        return TrainState(params, opt_state, train_state.step + 1), losses
+
+    train_state, losses = jax.lax.scan(gradient_step, train_state, jax.random.split(key, steps))
+    return train_state, jax.tree.map(jnp.mean, losses)

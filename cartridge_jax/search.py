@@ -1,0 +1,172 @@
+"""mctx glue: the network as MuZero root and recurrent functions over the real game rules.
+
+Two-player zero-sum games fit mctx's single-agent search through the discount: every edge has
+discount -1, so a child's value (from the child's side to move) becomes the parent's with the
+sign flipped, and the reward of an edge is the reward of the player who just moved. A terminal
+child has discount 0 and value 0, so nothing is bootstrapped past the end of the game.
+
+Two searches are defined here:
+  * `selfplay_search`: Gumbel MuZero (policy target = improved policy) or the classic PUCT
+    recipe (Dirichlet noise, temperature), per `[mcts]`.
+  * `agent_search`: THE agent used everywhere outside self-play (evaluation, the browser bot,
+    terminal play): PUCT over the net's priors and values, no noise, the most visited move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import mctx
+
+from cartridge_jax.config import MctsConfig
+from cartridge_jax.games import Game, State
+
+# (params, observations [B, rows, cols, planes]) -> (policy_logits [B, A], value [B])
+ApplyFn = Callable[..., tuple[jax.Array, jax.Array]]
+
+# PUCT's second constant (mctx's pb_c_base): it only matters once visits reach ~20k, so it is
+# fixed rather than configurable; the browser's search uses the same value.
+PB_C_BASE = 19652.0
+
+
+def masked_logits(logits: jax.Array, legal_action_mask: jax.Array) -> jax.Array:
+    """Illegal moves' logits set to the dtype's minimum.
+
+    finfo.min and not -inf: a terminal node has no legal move, and a softmax over a row of -inf
+    is NaN, which would poison the whole search tree.
+    """
+    return jnp.where(legal_action_mask, logits, jnp.finfo(logits.dtype).min)
+
+
+def root_output(game: Game, apply_fn: ApplyFn, params, states: State) -> mctx.RootFnOutput:
+    """The search root for a batch of live states `[B]`."""
+    logits, value = apply_fn(params, jax.vmap(game.observe)(states))
+    return mctx.RootFnOutput(
+        prior_logits=masked_logits(logits, states.legal_action_mask),  # [B, A]
+        value=value,  # [B], from the side to move's view
+        embedding=states,
+    )
+
+
+def make_recurrent_fn(game: Game, apply_fn: ApplyFn):
+    """mctx's recurrent_fn: one real game step, then the network on the new position."""
+
+    def recurrent_fn(params, key, action, states):
+        del key  # the rules and the network are deterministic
+        batch = jnp.arange(action.shape[0])
+        next_states = jax.vmap(game.step)(states, action)
+        logits, value = apply_fn(params, jax.vmap(game.observe)(next_states))
+        terminated = next_states.terminated  # [B]
+        output = mctx.RecurrentFnOutput(
+            reward=next_states.rewards[batch, states.current_player],  # the mover's reward
+            discount=jnp.where(terminated, 0.0, -1.0),
+            prior_logits=masked_logits(logits, next_states.legal_action_mask),
+            value=jnp.where(terminated, 0.0, value),
+        )
+        return output, next_states
+
+    return recurrent_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    action: jax.Array  # int32[B]: the move to play
+    policy_target: jax.Array  # float32[B, A]: what the network learns to predict
+    root_value: jax.Array  # float32[B]: the search's value of the root, side to move's view
+
+
+def selfplay_search(
+    game: Game,
+    apply_fn: ApplyFn,
+    mcts: MctsConfig,
+    params,
+    key: jax.Array,
+    states: State,
+    move_number: jax.Array,
+) -> SearchResult:
+    """The self-play move and policy target for live `states` [B].
+
+    `move_number` int32[B] counts each game's moves so far: the PUCT temperature drops from
+    `temperature` to `final_temperature` after `temperature_drop_move` moves.
+    """
+    root = root_output(game, apply_fn, params, states)
+    recurrent_fn = make_recurrent_fn(game, apply_fn)
+    invalid_actions = ~states.legal_action_mask
+    if mcts.search == "gumbel":
+        output = mctx.gumbel_muzero_policy(
+            params,
+            key,
+            root,
+            recurrent_fn,
+            num_simulations=mcts.simulations,
+            invalid_actions=invalid_actions,
+            max_num_considered_actions=mcts.max_considered_actions,
+            gumbel_scale=mcts.gumbel_scale,
+        )
+    else:
+        temperature = jnp.where(
+            move_number < mcts.temperature_drop_move, mcts.temperature, mcts.final_temperature
+        )
+        output = mctx.muzero_policy(
+            params,
+            key,
+            root,
+            recurrent_fn,
+            num_simulations=mcts.simulations,
+            invalid_actions=invalid_actions,
+            dirichlet_fraction=mcts.dirichlet_fraction,
+            dirichlet_alpha=mcts.dirichlet_alpha,
+            pb_c_init=mcts.c_puct,
+            pb_c_base=PB_C_BASE,
+            temperature=temperature[:, None],  # [B, 1]: broadcasts over the action logits
+        )
+    return SearchResult(
+        action=output.action.astype(jnp.int32),
+        policy_target=output.action_weights,
+        root_value=output.search_tree.node_values[:, 0],
+    )
+
+
+def agent_search(
+    game: Game,
+    apply_fn: ApplyFn,
+    params,
+    key: jax.Array,
+    states: State,
+    *,
+    simulations: int,
+    c_puct: float,
+) -> SearchResult:
+    """The agent: PUCT without noise, `simulations` per move, the most visited move.
+
+    With `simulations == 0` it plays the raw network's most likely legal move. Ties in visit
+    counts go to the lowest action index (the browser's search does the same).
+    """
+    root = root_output(game, apply_fn, params, states)
+    if simulations == 0:
+        probs = jax.nn.softmax(root.prior_logits)
+        return SearchResult(
+            action=jnp.argmax(root.prior_logits, axis=-1).astype(jnp.int32),
+            policy_target=probs,
+            root_value=root.value,
+        )
+    output = mctx.muzero_policy(
+        params,
+        key,
+        root,
+        make_recurrent_fn(game, apply_fn),
+        num_simulations=simulations,
+        invalid_actions=~states.legal_action_mask,
+        dirichlet_fraction=0.0,
+        pb_c_init=c_puct,
+        pb_c_base=PB_C_BASE,
+    )
+    visits = output.search_tree.summary().visit_counts  # [B, A]
+    return SearchResult(
+        action=jnp.argmax(visits, axis=-1).astype(jnp.int32),
+        policy_target=output.action_weights,
+        root_value=output.search_tree.node_values[:, 0],
+    )
