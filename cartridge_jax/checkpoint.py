@@ -188,9 +188,10 @@ class Checkpoints:
             raise CheckpointError(f"{where} has no readable state")
         saved_leaves = _leaf_specs(getattr(saved, "tree", saved))
         wanted_leaves = _leaf_specs(data_template)
-        differences = [
-            f"{path} missing there" for path in wanted_leaves if path not in saved_leaves
-        ] + [f"{path} not in this run's state" for path in saved_leaves if path not in wanted_leaves]
+        missing = sorted(wanted_leaves.keys() - saved_leaves)
+        unknown = sorted(saved_leaves.keys() - wanted_leaves)
+        differences = [f"{path} missing there" for path in missing]
+        differences += [f"{path} not in this run's state" for path in unknown]
         differences += [
             f"{path} is {saved_leaves[path]} there, {spec} here"
             for path, spec in wanted_leaves.items()

@@ -89,6 +89,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cartridge_jax import checkpoint, loop
+
+    forced = {} if args.iterations is None else {"training.iterations": args.iterations}
+    config, _ = _load_config(args, **forced)
+    enable_compilation_cache()
+    try:
+        loop.run(config, progress=not args.no_progress)
+    except checkpoint.CheckpointError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    except loop.TrainingError as error:
+        print(f"cartridge-jax train: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def enable_compilation_cache() -> None:
+    """Keeps compiled programs on disk, so a rerun of the same configuration starts fast."""
+    import jax
+
+    cache = os.environ.get("CARTRIDGE_JAX_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "cartridge_jax", "jax")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from cartridge_jax import bench
 
@@ -127,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
                               help=f"agent for the side that moves {side} (default: {default})")
     _add_config_flags(demo_cmd, short=("seed",))
     demo_cmd.set_defaults(run=_cmd_demo)
+
+    train_cmd = commands.add_parser(
+        "train", help="train an AlphaZero agent (resumes from the run directory)",
+        description="Runs iterations of self-play, training and evaluation. Rerunning the same "
+        "command on the same run directory resumes from its last checkpoint; Ctrl-C saves and "
+        "stops.")
+    train_cmd.add_argument("--iterations", metavar="N", help="same as --training.iterations")
+    train_cmd.add_argument("--no-progress", action="store_true",
+                           help="no progress bars (one summary line per iteration only)")
+    _add_config_flags(train_cmd, short=("game", "seed", "preset", "run-dir"))
+    train_cmd.set_defaults(run=_cmd_train)
 
     bench_cmd = commands.add_parser(
         "bench", help="measure random-play throughput of each game (next to pgx if installed)")

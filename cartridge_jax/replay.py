@@ -7,9 +7,9 @@ the view of the player who moved there) is known; `add` fills in the targets of 
 when a game ends in a later chunk.
 
 Bytes per position: observation rows*cols*planes (uint8) + policy target 4*A (float32) +
-legal mask A (bool) + value target 4 + player 1 + complete 1.
-TicTacToe: 18 + 36 + 9 + 6 = 69 B; Connect 4: 84 + 28 + 7 + 6 = 125 B; Othello: 128 + 260 + 65
-+ 6 = 459 B. So 1M Othello positions take ~460 MB.
+legal mask A (bool) + value target 4 + player 1 + two flags 2.
+TicTacToe: 18 + 36 + 9 + 7 = 70 B; Connect 4: 84 + 28 + 7 + 7 = 126 B; Othello: 128 + 260 + 65
++ 7 = 460 B. So 1M Othello positions take ~460 MB.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class ReplayBuffer:
     value_target: jax.Array  # float32[R, G]: final outcome for the player who moved there
     player: jax.Array  # int8[R, G]
     complete: jax.Array  # bool[R, G]: the value target is known (the slot is sampleable)
+    pending: jax.Array  # bool[R, G]: written, its game still running (outcome unknown)
     cursor: jax.Array  # int32[]: the next row to write
 
     @property
@@ -66,6 +67,7 @@ def init(game: Game, capacity: int, games: int) -> ReplayBuffer:
         value_target=jnp.zeros((rows, games), jnp.float32),
         player=jnp.zeros((rows, games), jnp.int8),
         complete=jnp.zeros((rows, games), jnp.bool_),
+        pending=jnp.zeros((rows, games), jnp.bool_),
         cursor=jnp.int32(0),
     )
 
@@ -103,11 +105,12 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
     value, known, first_rewards, first_known = _outcomes(trajectory)
     # Positions still waiting for an outcome belong to each column's game in progress when the
     # chunk began; the first game to end in the chunk is that game.
-    waiting = ~buffer.complete & first_known[None, :]  # [R, G]
+    waiting = buffer.pending & first_known[None, :]  # [R, G]
     finished_value = _reward_of(first_rewards[None], buffer.player)  # [R, G]
     buffer = buffer.replace(
         value_target=jnp.where(waiting, finished_value, buffer.value_target),
         complete=buffer.complete | waiting,
+        pending=buffer.pending & ~waiting,
     )
     moves = trajectory.player.shape[0]
     rows = (buffer.cursor + jnp.arange(moves)) % buffer.player.shape[0]  # [T]
@@ -118,6 +121,7 @@ def add(buffer: ReplayBuffer, trajectory: Trajectory) -> ReplayBuffer:
         value_target=buffer.value_target.at[rows].set(value),
         player=buffer.player.at[rows].set(trajectory.player),
         complete=buffer.complete.at[rows].set(known),
+        pending=buffer.pending.at[rows].set(~known),
         cursor=(buffer.cursor + moves) % buffer.player.shape[0],
     )
 

@@ -1,0 +1,320 @@
+"""The training loop: iterations of self-play -> train -> evaluate, resumable.
+
+Each phase is compiled once per configuration and run in a few jitted chunks; the host only
+updates progress bars, checks for a stop request and a finite loss between chunks. A run
+directory holds orbax checkpoints (everything needed to continue: params, optimizer, replay
+buffer, self-play games, RNG) and `stats.json`; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import signal
+import sys
+import time
+import uuid
+from typing import Any, TextIO
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from tqdm import tqdm
+
+from cartridge_jax import arena, learner, nets, replay, search, selfplay
+from cartridge_jax import checkpoint as checkpoint_lib
+from cartridge_jax import config as config_lib
+from cartridge_jax import games as games_lib
+from cartridge_jax import stats as stats_lib
+
+MAX_SELFPLAY_CHUNK = 16  # moves per self-play chunk: progress shows between chunks
+MAX_TRAIN_CHUNK = 50  # gradient steps per training chunk
+
+
+class TrainingError(Exception):
+    """The run cannot go on (e.g. the loss became NaN); the message is one line for people."""
+
+
+@struct.dataclass
+class RunState:
+    """Everything a checkpoint holds, besides counters kept in its metadata."""
+
+    train_state: learner.TrainState
+    buffer: replay.ReplayBuffer
+    games: selfplay.Games
+    key: jax.Array
+
+
+def chunk_length(total: int, largest: int) -> int:
+    """The largest divisor of `total` not above `largest`: equal chunks, one compilation."""
+    return max(d for d in range(1, min(total, largest) + 1) if total % d == 0)
+
+
+class Trainer:
+    """The compiled phases of one configuration."""
+
+    def __init__(self, config: config_lib.Config):
+        self.config = config
+        self.game = games_lib.make(config.common.game)
+        self.network = nets.make_network(config.model, self.game)
+        self.optimizer = learner.make_optimizer(config)
+        self.schedule = learner.learning_rate_schedule(config)
+        self.selfplay_chunk = chunk_length(config.selfplay.moves_per_iteration, MAX_SELFPLAY_CHUNK)
+        self.train_chunk = chunk_length(config.training.steps_per_iteration, MAX_TRAIN_CHUNK)
+        self.opponents = tuple(config.evaluation.opponents)
+        self.eval_games = 2 * max(1, config.evaluation.games // 2)  # even: half each colour
+
+        apply = self.network.apply
+        game, cfg = self.game, config
+        self._selfplay = jax.jit(
+            functools.partial(_selfplay_and_store, game, apply, cfg, self.selfplay_chunk),
+            donate_argnums=(1, 2),
+        )
+        self._train = jax.jit(
+            functools.partial(
+                learner.train, game, apply, self.optimizer, cfg, steps=self.train_chunk
+            ),
+            donate_argnums=(0,),
+        )
+        self._evaluate = jax.jit(
+            functools.partial(_evaluate, game, apply, cfg, self.opponents, self.eval_games)
+        )
+
+    def initial_state(self) -> RunState:
+        key = jax.random.key(self.config.common.seed)
+        params_key, games_key, key = jax.random.split(key, 3)
+        params = nets.init_params(self.network, self.game, params_key)
+        return RunState(
+            train_state=learner.init_train_state(self.optimizer, params),
+            buffer=replay.init(
+                self.game, self.config.training.replay_capacity, self.config.selfplay.games
+            ),
+            games=selfplay.new_games(
+                self.game, games_key, self.config.selfplay.games,
+                self.config.selfplay.random_opening_moves,
+            ),
+            key=key,
+        )
+
+    def identity(self, params) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed by this configuration."""
+        return {
+            "game": self.game.name,
+            "encoding_version": self.game.encoding_version,
+            "network": nets.describe(self.network, params),
+            "params_fingerprint": checkpoint_lib.params_fingerprint(params),
+        }
+
+
+def _selfplay_and_store(game, apply, config, moves, params, games, buffer, key):
+    """One self-play chunk written straight into the buffer; also the games finished."""
+    games, trajectory = selfplay.play(
+        game, apply, config.mcts, config.selfplay.random_opening_moves, params, games, key, moves
+    )
+    return games, replay.add(buffer, trajectory), jnp.sum(trajectory.terminated)
+
+
+def _evaluate(game, apply, config, opponents, num_games, params, opponent_index, key):
+    """(wins, draws, losses) of the agent against baseline `opponents[opponent_index]`.
+
+    The opponent is picked by `lax.switch`, so all baselines share one compilation.
+    """
+
+    def agent(key, states):
+        return search.agent_search(
+            game, apply, params, key, states,
+            simulations=config.evaluation.simulations, c_puct=config.mcts.c_puct,
+        ).action
+
+    baselines = [arena.baseline(game, name) for name in opponents]
+
+    def opponent(key, states):
+        return jax.lax.switch(opponent_index, baselines, key, states)
+
+    return arena.play(game, agent, opponent, num_games, key)
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C into a request to save and stop; a second one interrupts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclasses.dataclass
+class _Counters:
+    positions_generated: int = 0
+    games_played: int = 0
+    samples_seen: int = 0
+    wall_time_s: float = 0.0
+
+
+def run(config: config_lib.Config, *, out: TextIO = sys.stderr, progress: bool = True) -> stats_lib.Stats:
+    """Trains until `training.iterations` iterations are done, resuming from the run directory.
+
+    Raises TrainingError (non-finite loss) and checkpoint.CheckpointError (a checkpoint that
+    belongs to another game or network).
+    """
+    trainer = Trainer(config)
+    run_dir = config_lib.run_dir(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = run_dir / "stats.json"
+    state = trainer.initial_state()
+    identity = trainer.identity(state.train_state.params)
+    checkpoints = checkpoint_lib.Checkpoints(
+        run_dir / "checkpoints", max_to_keep=config.training.max_checkpoints
+    )
+    done = checkpoints.latest_iteration() or 0
+    counters = _Counters()
+    if done:
+        state, meta = checkpoints.restore(state, expected_meta=identity)
+        counters = _Counters(**meta["counters"])
+        stats = stats_lib.read_stats(stats_path) if stats_path.exists() else None
+        print(f"Resuming {run_dir} after iteration {done} (step {int(state.train_state.step)})",
+              file=out)
+    else:
+        stats = None
+    if stats is None:
+        stats = stats_lib.new_stats(trainer.game.name, uuid.uuid4().hex[:12], config.model_dump())
+    if done >= config.training.iterations:
+        print(f"{run_dir} already has {done} iterations; raise --training.iterations to train "
+              "more.", file=out)
+        checkpoints.close()
+        return stats
+    print(f"Training {trainer.game.display_name}: {nets.describe(trainer.network, state.train_state.params)}, "
+          f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
+          f"({config.mcts.search}), run directory {run_dir}", file=out)
+
+    last_saved = done
+    with _StopRequest() as stop:
+        for iteration in range(done + 1, config.training.iterations + 1):
+            state, stats, counters, cut_short = _iteration(
+                trainer, state, stats, counters, iteration, last_saved, stop, out, progress
+            )
+            final = iteration == config.training.iterations
+            if cut_short or final or iteration % config.training.checkpoint_interval == 0:
+                checkpoints.save(
+                    iteration, state,
+                    {**identity, "iteration": iteration, "counters": dataclasses.asdict(counters)},
+                )
+                last_saved = iteration
+                stats = stats.model_copy(update={"last_checkpoint": iteration})
+            stats_lib.write_stats(stats_path, stats)
+            if cut_short:
+                print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
+                      "command to continue.", file=out)
+                break
+    checkpoints.close()
+    return stats
+
+
+def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out, progress):
+    """One iteration; returns (state, stats, counters, cut_short by a stop request)."""
+    config = trainer.config
+    started = time.perf_counter()
+    key, selfplay_key, train_key, eval_key = jax.random.split(state.key, 4)
+    params = state.train_state.params
+    buffer, games = state.buffer, state.games
+    bar = functools.partial(tqdm, file=out, leave=False, disable=not progress, dynamic_ncols=True)
+
+    moves = config.selfplay.moves_per_iteration
+    finished = 0
+    with bar(total=moves, desc=f"{iteration} self-play", unit="move") as pbar:
+        for chunk, chunk_key in enumerate(jax.random.split(selfplay_key, moves // trainer.selfplay_chunk)):
+            games, buffer, games_done = trainer._selfplay(params, games, buffer, chunk_key)
+            finished += int(games_done)
+            pbar.update(trainer.selfplay_chunk)
+            if stop.requested:
+                break
+    selfplay_s = time.perf_counter() - started
+    positions = (chunk + 1) * trainer.selfplay_chunk * config.selfplay.games
+    state = RunState(state.train_state, buffer, games, key)
+
+    train_state = state.train_state
+    losses_seen = []
+    replay_size = int(replay.size(buffer))
+    if replay_size and not stop.requested:
+        steps = config.training.steps_per_iteration
+        with bar(total=steps, desc=f"{iteration} train", unit="step") as pbar:
+            for chunk_key in jax.random.split(train_key, steps // trainer.train_chunk):
+                train_state, losses = trainer._train(train_state, buffer, chunk_key)
+                total = float(losses.total)
+                if not math.isfinite(total):
+                    raise TrainingError(
+                        f"the loss became {total} at step {int(train_state.step)} (iteration "
+                        f"{iteration}); stopped without saving it, the last good checkpoint "
+                        f"(iteration {last_saved}) is kept: lower --training.learning_rate or "
+                        "--training.grad_clip_norm")
+                losses_seen.append(losses)
+                pbar.update(trainer.train_chunk)
+                if stop.requested:
+                    break
+    state = RunState(train_state, buffer, games, key)
+
+    eval_results = {}
+    interval = config.evaluation.interval
+    final = iteration == config.training.iterations
+    if interval and (iteration % interval == 0 or final) and not stop.requested:
+        with bar(total=len(trainer.opponents), desc=f"{iteration} evaluate", unit="opp") as pbar:
+            for index, name in enumerate(trainer.opponents):
+                counts = trainer._evaluate(train_state.params, index, jax.random.fold_in(eval_key, index))
+                eval_results[name] = arena.result(counts)
+                pbar.update(1)
+
+    elapsed = time.perf_counter() - started
+    counters = _Counters(
+        positions_generated=counters.positions_generated + positions,
+        games_played=counters.games_played + finished,
+        samples_seen=counters.samples_seen + len(losses_seen) * trainer.train_chunk * config.training.batch_size,
+        wall_time_s=counters.wall_time_s + elapsed,
+    )
+    step = int(train_state.step)
+    mean_losses = (
+        {field: float(sum(getattr(l, field) for l in losses_seen) / len(losses_seen))
+         for field in ("total", "policy", "value")}
+        if losses_seen else {"total": None, "policy": None, "value": None}
+    )
+    learning_rate = float(trainer.schedule(max(step - 1, 0)))
+    stats = stats_lib.record_iteration(
+        stats, step=step, iteration=iteration, losses=mean_losses, learning_rate=learning_rate,
+        throughput={"positions_per_s": positions / selfplay_s, "games_per_s": finished / selfplay_s,
+                    "train_steps_per_s": None},
+        replay_size=int(replay.size(buffer)), samples_seen=counters.samples_seen,
+        positions_generated=counters.positions_generated, games_played=counters.games_played,
+        wall_time_s=counters.wall_time_s, replay_capacity=buffer.capacity,
+    )
+    if eval_results:
+        stats = stats_lib.record_eval(stats, [
+            stats_lib.eval_entry(step=step, iteration=iteration, opponent=name, wins=r.wins,
+                                 draws=r.draws, losses=r.losses)
+            for name, r in eval_results.items()])
+    tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
+                             learning_rate, positions / selfplay_s, finished / selfplay_s,
+                             eval_results, counters.wall_time_s), file=out)
+    return state, stats, counters, stop.requested
+
+
+def _summary_line(iteration, iterations, step, losses, learning_rate, positions_per_s,
+                  games_per_s, eval_results, wall_time_s) -> str:
+    parts = [f"iter {iteration}/{iterations}", f"step {step}"]
+    if losses["total"] is not None:
+        parts.append(f"loss {losses['total']:.3f} (policy {losses['policy']:.3f}, "
+                     f"value {losses['value']:.3f})")
+    parts.append(f"lr {learning_rate:.1e}")
+    parts.append(f"{positions_per_s:,.0f} pos/s, {games_per_s:,.0f} games/s")
+    for name, result in eval_results.items():
+        parts.append(f"vs {name} W/D/L {result.wins}/{result.draws}/{result.losses}")
+    parts.append(f"{wall_time_s:.1f} s")
+    return " | ".join(parts)
