@@ -135,6 +135,23 @@ def _evaluate(game, apply, config, opponents, num_games, params, opponent_index,
     return arena.play(game, agent, opponent, num_games, key)
 
 
+def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
+    """(trainer, state, iteration) of the run directory's latest checkpoint.
+
+    Raises checkpoint.CheckpointError when there is none or it belongs to another setup.
+    """
+    trainer = Trainer(config)
+    directory = config_lib.run_dir(config) / "checkpoints"
+    state = trainer.initial_state()
+    with checkpoint_lib.Checkpoints(directory, max_to_keep=config.training.max_checkpoints) as saved:
+        iteration = saved.latest_iteration()
+        if iteration is None:
+            raise checkpoint_lib.CheckpointError(
+                f"no checkpoint in {directory}: train first (python scripts/train.py)")
+        state, _ = saved.restore(state, expected_meta=trainer.identity(state.train_state.params))
+    return trainer, state, iteration
+
+
 class _StopRequest:
     """Turns the first Ctrl-C into a request to save and stop; a second one interrupts."""
 

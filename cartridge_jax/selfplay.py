@@ -1,8 +1,8 @@
 """Self-play: G games at once, `vmap` over games inside a `lax.scan` over moves.
 
 Finished games restart in place (auto-reset) so the batch never idles. Each restart begins with
-a few uniformly random moves (`selfplay.random_opening_moves`): without them small games
-collapse into one deterministic line and the net never sees the rest of the game.
+up to `selfplay.random_opening_moves` uniformly random moves: without them small games collapse
+into one deterministic line and the net never sees the rest of the game.
 """
 
 from __future__ import annotations
@@ -27,19 +27,23 @@ class Games:
 
 
 def new_games(game: Game, key: jax.Array, games: int, opening_moves: int) -> Games:
-    """`games` fresh games after `opening_moves` uniformly random moves each.
+    """`games` fresh games, each after 0..`opening_moves` uniformly random moves (uniform count).
 
-    A game that the random moves would end (possible only in tiny games) starts empty instead.
+    The count varies so that the start position and every early ply still get searched and
+    learned. A game that the random moves would end (only possible in tiny games) starts empty.
     """
+    count_key, move_key = jax.random.split(key)
     start = jax.vmap(game.init)(jax.random.split(key, games))
+    counts = jax.random.randint(count_key, (games,), 0, opening_moves + 1)  # [G]
 
     def random_move(i, state):
-        keys = jax.random.split(jax.random.fold_in(key, i), games)
-        return jax.vmap(game.step)(state, jax.vmap(baselines.random_action)(keys, state))
+        keys = jax.random.split(jax.random.fold_in(move_key, i), games)
+        moved = jax.vmap(game.step)(state, jax.vmap(baselines.random_action)(keys, state))
+        return where_batched(i < counts, moved, state)
 
     opened = jax.lax.fori_loop(0, opening_moves, random_move, start)
     state = where_batched(opened.terminated, start, opened)
-    moves = jnp.where(opened.terminated, 0, opening_moves).astype(jnp.int32)
+    moves = jnp.where(opened.terminated, 0, counts).astype(jnp.int32)
     return Games(state=state, move_number=moves)
 
 

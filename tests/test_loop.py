@@ -1,0 +1,467 @@
+"""The training loop end to end on a tiny TicTacToe configuration: outputs, resume, kill, Ctrl-C,
+a NaN loss, refused checkpoints and determinism.
+
+Compilation dominates the time, so every test trains the same tiny configuration (`TINY_TOML`)
+and reads or copies the outputs of one shared 2-iteration run (`base_run`) where it can; only
+`training.iterations` and the seed vary. Runs happen in-process except where a process must be
+killed or interrupted.
+"""
+
+import io
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cartridge_jax import cli, learner, loop
+from cartridge_jax import config as config_lib
+from cartridge_jax import stats as stats_lib
+from cartridge_jax.checkpoint import Checkpoints
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py turns on
+
+# Everything a test relies on is set here ("preset none": no preset fills in the rest).
+TINY_TOML = """\
+[common]
+game = "tictactoe"
+preset = "none"
+seed = 0
+
+[model]
+kind = "mlp"
+mlp_hidden = [16]
+value_hidden = 16
+
+[mcts]
+simulations = 4
+max_considered_actions = 4
+
+[selfplay]
+games = 8
+moves_per_iteration = 8
+
+[training]
+iterations = 2
+steps_per_iteration = 4
+batch_size = 16
+replay_capacity = 512
+max_checkpoints = 3
+
+[evaluation]
+games = 4
+simulations = 4
+interval = 1
+
+[export]
+enabled = false
+"""
+STEPS = 4  # training.steps_per_iteration
+POSITIONS = 8 * 8  # selfplay.games x moves_per_iteration: positions of one whole iteration
+EVAL_GAMES = 4
+OPPONENTS = {"random", "greedy"}
+SUBPROCESS_ITERATIONS = 8  # enough that a signal sent after iteration 1 lands before the end
+SUBPROCESS_TIMEOUT_S = 300
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+@pytest.fixture(scope="module")
+def tiny_toml(tmp_path_factory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def _config(toml, run_dir, *, iterations=2, seed=0, **flags) -> config_lib.Config:
+    flags = {"common.run_dir": str(run_dir), "training.iterations": iterations,
+             "common.seed": seed, **flags}
+    config, _ = config_lib.load_config(config_file=str(toml), env={}, flags=flags)
+    return config
+
+
+def _train(toml, run_dir, **kwargs) -> tuple[stats_lib.Stats, str]:
+    """Trains in-process; returns (the stats run returned, what it printed)."""
+    out = io.StringIO()
+    stats = loop.run(_config(toml, run_dir, **kwargs), out=out, progress=False)
+    return stats, out.getvalue()
+
+
+def _stats(run_dir) -> stats_lib.Stats:
+    return stats_lib.read_stats(pathlib.Path(run_dir) / "stats.json")
+
+
+def _checkpoint_iterations(run_dir) -> list[int]:
+    with Checkpoints(pathlib.Path(run_dir) / "checkpoints", max_to_keep=3) as checkpoints:
+        return checkpoints.iterations()
+
+
+def _restore(toml, run_dir) -> tuple[loop.RunState, dict]:
+    """The latest checkpoint of `run_dir`, restored the way the loop does it."""
+    trainer = loop.Trainer(_config(toml, run_dir))
+    template = trainer.initial_state()
+    with Checkpoints(pathlib.Path(run_dir) / "checkpoints", max_to_keep=3) as checkpoints:
+        return checkpoints.restore(
+            template, expected_meta=trainer.identity(template.train_state.params))
+
+
+def _as_numpy(tree):
+    """Every leaf as a numpy array; typed PRNG keys as their raw key data."""
+    def leaf(x):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        return np.asarray(x)
+    return jax.tree.map(leaf, tree)
+
+
+def _trees_equal(a, b) -> bool:
+    leaves_a, tree_a = jax.tree.flatten(_as_numpy(a))
+    leaves_b, tree_b = jax.tree.flatten(_as_numpy(b))
+    return tree_a == tree_b and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
+
+
+def _losses(stats) -> list[tuple]:
+    return [(p.total_loss, p.policy_loss, p.value_loss) for p in stats.history]
+
+
+def _eval_results(stats) -> list[tuple]:
+    return [(e.iteration, e.opponent, e.wins, e.draws, e.losses) for e in stats.eval_history]
+
+
+def _check_consecutive(stats, iterations: int) -> None:
+    """stats.json shows iterations 1..`iterations` exactly once each, all evaluated."""
+    assert stats.iteration == iterations
+    assert stats.step == iterations * STEPS
+    assert [p.iteration for p in stats.history] == list(range(1, iterations + 1))
+    assert [p.step for p in stats.history] == [i * STEPS for i in range(1, iterations + 1)]
+    evaluated = [(e.iteration, e.opponent) for e in stats.eval_history]
+    assert sorted(evaluated) == sorted(
+        (i, name) for i in range(1, iterations + 1) for name in OPPONENTS)
+    # Counters come from the checkpoint: an iteration redone after a kill is not counted twice.
+    assert stats.positions_generated == iterations * POSITIONS
+
+
+@pytest.fixture(scope="module")
+def base_run(tiny_toml, tmp_path_factory):
+    """One fresh 2-iteration run, shared: (run_dir, returned stats, printed output).
+
+    Tests that train further or might write copy the directory first.
+    """
+    run_dir = tmp_path_factory.mktemp("base") / "run"
+    stats, output = _train(tiny_toml, run_dir)
+    return run_dir, stats, output
+
+
+def _copy_run(base_run, tmp_path, name="run") -> pathlib.Path:
+    destination = tmp_path / name
+    shutil.copytree(base_run[0], destination)
+    return destination
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys, tmp_path):
+    """cli.main in-process from an empty folder with no CARTRIDGE_* variables: (status, out, err).
+
+    Restores the JAX compilation-cache settings `train` changes, so later tests are unaffected.
+    """
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("CARTRIDGE_")]:
+        monkeypatch.delenv(name)
+    saved = {name: getattr(jax.config, name) for name in (
+        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            status = cli.main(list(argv))
+        except SystemExit as exit_:
+            status = exit_.code
+        finally:
+            for name, value in saved.items():
+                jax.config.update(name, value)
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def _error_line(err: str) -> str:
+    """The single "cartridge-jax train: error: ..." line of `err` (progress lines may surround it)."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("cartridge-jax train: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _subprocess_env(tmp_path) -> dict[str, str]:
+    """A clean environment for `scripts/train.py`: CPU, no CARTRIDGE_* settings, shared cache.
+
+    `cli.enable_compilation_cache` defaults to ~/.cache/cartridge_jax/jax, so HOME is a
+    temporary folder whose cache path links to the repository's cache: compiles are reused and
+    nothing is written to the real home folder. (CARTRIDGE_JAX_CACHE_DIR would be the direct
+    way, but config.py refuses it: see test_cache_dir_variable_is_not_a_config_setting.)
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARTRIDGE_")}
+    home = tmp_path / "home"
+    (home / ".cache" / "cartridge_jax").mkdir(parents=True, exist_ok=True)
+    CACHE_DIR.mkdir(exist_ok=True)
+    link = home / ".cache" / "cartridge_jax" / "jax"
+    if not link.is_symlink():
+        link.symlink_to(CACHE_DIR, target_is_directory=True)
+    env.update(HOME=str(home), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _train_command(toml, run_dir, iterations) -> list[str]:
+    return [sys.executable, str(REPO / "scripts" / "train.py"), "--config", str(toml),
+            "--run-dir", str(run_dir), "--iterations", str(iterations), "--no-progress"]
+
+
+def _start_training(toml, run_dir, tmp_path, iterations) -> subprocess.Popen:
+    return subprocess.Popen(_train_command(toml, run_dir, iterations), cwd=tmp_path,
+                            env=_subprocess_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_iteration_1(process: subprocess.Popen, run_dir: pathlib.Path) -> None:
+    """Polls until iteration 1 is saved (its checkpoint and stats.json are on disk)."""
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    while not ((run_dir / "checkpoints" / "1").is_dir() and (run_dir / "stats.json").exists()):
+        if process.poll() is not None:
+            pytest.fail(f"training exited ({process.returncode}) before saving iteration 1:\n"
+                        f"{process.stdout.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no checkpoint of iteration 1 after {SUBPROCESS_TIMEOUT_S} s")
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# A run, and resuming it
+
+
+def test_tiny_run_writes_checkpoint_and_stats(base_run, tiny_toml):
+    run_dir, returned, output = base_run
+    stats = _stats(run_dir)
+    assert stats.model_dump(mode="json") == returned.model_dump(mode="json")
+    assert stats.game == "tictactoe"
+    assert stats.config["selfplay"]["games"] == 8 and stats.config["common"]["preset"] == "none"
+    _check_consecutive(stats, 2)
+    assert stats.last_checkpoint == 2
+    assert stats.replay_capacity == 512 and 0 < stats.replay_size <= 512
+    assert stats.losses.total is not None and np.isfinite(stats.losses.total)
+    for entry in stats.eval_history:
+        assert entry.games == EVAL_GAMES
+        assert entry.wins + entry.draws + entry.losses == EVAL_GAMES
+    assert set(stats.last_eval) == OPPONENTS
+    assert "iter 1/2" in output and "iter 2/2" in output
+
+    assert _checkpoint_iterations(run_dir) == [1, 2]
+    state, meta = _restore(tiny_toml, run_dir)
+    assert int(state.train_state.step) == 2 * STEPS
+    assert meta["iteration"] == 2 and meta["game"] == "tictactoe"
+    assert meta["counters"]["positions_generated"] == 2 * POSITIONS
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "loop.run builds new stats from config.model_dump() (tuples) where stats.py asks for "
+    "model_dump(mode='json'), so the Stats it returns differ from stats.json (lists)"))
+def test_returned_stats_equal_the_file(base_run):
+    run_dir, returned, _ = base_run
+    assert _stats(run_dir) == returned
+
+
+def test_resume_continues_at_the_next_iteration(base_run, tiny_toml, tmp_path):
+    run_dir = _copy_run(base_run, tmp_path)
+    base_stats = base_run[1]
+
+    stats, output = _train(tiny_toml, run_dir, iterations=3)
+    assert f"Resuming {run_dir} after iteration 2 (step {2 * STEPS})" in output
+    assert "iter 3/3" in output and "iter 1/" not in output and "iter 2/" not in output
+    assert stats == _stats(run_dir)
+    _check_consecutive(stats, 3)
+    assert stats.history[:2] == base_stats.history  # the old points are kept as they were
+    assert (stats.run_id, stats.created) == (base_stats.run_id, base_stats.created)
+    assert stats.last_checkpoint == 3
+    assert _checkpoint_iterations(run_dir) == [1, 2, 3]
+    state, _ = _restore(tiny_toml, run_dir)
+    assert int(state.train_state.step) == 3 * STEPS
+
+    saved = (run_dir / "stats.json").read_bytes()
+    again, output = _train(tiny_toml, run_dir, iterations=3)
+    assert "already has 3 iterations" in output and "iter " not in output
+    assert again == stats
+    assert (run_dir / "stats.json").read_bytes() == saved
+    assert _checkpoint_iterations(run_dir) == [1, 2, 3]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "loop.run saves the checkpoint before writing stats.json, so a run that dies between the "
+    "two resumes after an iteration stats.json never recorded: that history point is lost"))
+def test_death_between_checkpoint_and_stats_loses_no_iteration(
+        base_run, tiny_toml, tmp_path, monkeypatch):
+    run_dir = _copy_run(base_run, tmp_path)
+
+    class Killed(BaseException):
+        pass
+
+    def killed_while_writing(path, stats):
+        raise Killed
+
+    with monkeypatch.context() as patch:  # the process dies at iteration 3's stats.json write
+        patch.setattr(stats_lib, "write_stats", killed_while_writing)
+        with pytest.raises(Killed):
+            _train(tiny_toml, run_dir, iterations=3)
+
+    _train(tiny_toml, run_dir, iterations=3)  # rerun the same command
+    _check_consecutive(_stats(run_dir), 3)
+    assert _checkpoint_iterations(run_dir)[-1] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Killed and interrupted processes
+
+
+def test_killed_run_resumes_at_the_next_iteration(tiny_toml, tmp_path):
+    run_dir = tmp_path / "run"
+    iterations = SUBPROCESS_ITERATIONS
+    process = _start_training(tiny_toml, run_dir, tmp_path, iterations)
+    try:
+        _wait_for_iteration_1(process, run_dir)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it was killed"
+    killed_after = _checkpoint_iterations(run_dir)[-1]
+    assert 1 <= killed_after < iterations
+
+    rerun = subprocess.run(_train_command(tiny_toml, run_dir, iterations), cwd=tmp_path,
+                           env=_subprocess_env(tmp_path), capture_output=True, text=True,
+                           timeout=SUBPROCESS_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"Resuming {run_dir} after iteration {killed_after}" in rerun.stderr
+    assert f"iter {killed_after + 1}/{iterations}" in rerun.stderr
+    stats = _stats(run_dir)
+    _check_consecutive(stats, iterations)
+    assert stats.last_checkpoint == iterations
+    assert _checkpoint_iterations(run_dir)[-1] == iterations
+    assert not list((run_dir / "checkpoints").glob("*tmp*"))  # no half-written save left
+
+
+def test_ctrl_c_saves_and_exits_0(tiny_toml, tmp_path):
+    run_dir = tmp_path / "run"
+    process = _start_training(tiny_toml, run_dir, tmp_path, SUBPROCESS_ITERATIONS)
+    try:
+        _wait_for_iteration_1(process, run_dir)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    stopped = re.search(r"Stopped: saved iteration (\d+) in ", output)
+    assert stopped, output
+    saved = int(stopped.group(1))
+    assert 1 <= saved < SUBPROCESS_ITERATIONS
+    assert "Traceback" not in output
+    stats = _stats(run_dir)
+    assert _checkpoint_iterations(run_dir)[-1] == saved == stats.iteration
+    assert stats.last_checkpoint == saved
+    assert [p.iteration for p in stats.history] == list(range(1, saved + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+        base_run, tiny_toml, tmp_path, monkeypatch, run_cli):
+    run_dir = _copy_run(base_run, tmp_path)
+    shutil.rmtree(run_dir / "checkpoints" / "2")  # as if only iteration 1 had run
+    original = learner.loss_fn
+
+    def nan_loss(*args):
+        total, losses = original(*args)
+        nan = total * jnp.nan
+        return nan, learner.Losses(total=nan, policy=losses.policy, value=losses.value)
+
+    # Patched before the run builds its Trainer: the train step is traced through the module.
+    monkeypatch.setattr(learner, "loss_fn", nan_loss)
+    with pytest.raises(loop.TrainingError) as error:
+        _train(tiny_toml, run_dir, iterations=2)
+    message = str(error.value)
+    assert "nan" in message.lower() and "(iteration 1) is kept" in message
+    assert "\n" not in message
+    assert _checkpoint_iterations(run_dir) == [1]
+
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
+                             "--iterations", "2", "--no-progress")
+    assert status == 1
+    line = _error_line(err)
+    assert "nan" in line.lower() and "iteration 1" in line
+    assert _checkpoint_iterations(run_dir) == [1]
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--game", "connect4"], ["tictactoe", "connect4"]),
+    (["--model.mlp_hidden", "[32]"], ["network", "MLP 16", "MLP 32"]),
+], ids=["other-game", "other-network"])
+def test_checkpoint_of_another_run_is_refused(base_run, tiny_toml, tmp_path, run_cli,
+                                               flags, needles):
+    run_dir = _copy_run(base_run, tmp_path)
+    stats_before = (run_dir / "stats.json").read_bytes()
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
+                             "--iterations", "3", "--no-progress", *flags)
+    assert status == 2
+    line = _error_line(err)
+    for needle in needles:
+        assert needle in line, line
+    assert _checkpoint_iterations(run_dir) == [1, 2]
+    assert (run_dir / "stats.json").read_bytes() == stats_before
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cli.enable_compilation_cache reads CARTRIDGE_JAX_CACHE_DIR, but config.load_config takes "
+    "every CARTRIDGE_* variable for a setting and refuses it as unknown (exit 2)"))
+def test_cache_dir_variable_is_not_a_config_setting(base_run, tiny_toml, tmp_path, run_cli,
+                                                     monkeypatch):
+    run_dir = _copy_run(base_run, tmp_path)
+    monkeypatch.setenv("CARTRIDGE_JAX_CACHE_DIR", str(CACHE_DIR))
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
+                             "--iterations", "2", "--no-progress")
+    assert status == 0, err
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism
+
+
+def test_same_seed_same_run_other_seed_differs(base_run, tiny_toml, tmp_path):
+    base_dir, base_stats, _ = base_run
+    same, _ = _train(tiny_toml, tmp_path / "same", seed=0)
+    other, _ = _train(tiny_toml, tmp_path / "other", seed=1)
+
+    assert _losses(same) == _losses(base_stats)
+    assert _eval_results(same) == _eval_results(base_stats)
+    base_state, _ = _restore(tiny_toml, base_dir)
+    same_state, _ = _restore(tiny_toml, tmp_path / "same")
+    assert _trees_equal(same_state, base_state)  # params, optimizer, replay, games, RNG
+
+    other_state, _ = _restore(tiny_toml, tmp_path / "other")
+    assert _losses(other) != _losses(base_stats)
+    assert not _trees_equal(other_state.train_state.params, base_state.train_state.params)
