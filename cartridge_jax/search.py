@@ -14,12 +14,12 @@ Two searches are defined here:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import mctx
+from flax import struct
 
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games import Game, State
@@ -71,7 +71,7 @@ def make_recurrent_fn(game: Game, apply_fn: ApplyFn):
     return recurrent_fn
 
 
-@dataclasses.dataclass(frozen=True)
+@struct.dataclass
 class SearchResult:
     action: jax.Array  # int32[B]: the move to play
     policy_target: jax.Array  # float32[B, A]: what the network learns to predict
@@ -142,8 +142,10 @@ def agent_search(
 ) -> SearchResult:
     """The agent: PUCT without noise, `simulations` per move, the most visited move.
 
-    With `simulations == 0` it plays the raw network's most likely legal move. Ties in visit
-    counts go to the lowest action index (the browser's search does the same).
+    With `simulations == 0` it plays the raw network's most likely legal move. Ties in final
+    visit counts go to the lowest action index. Note: inside the tree mctx breaks exact PUCT
+    ties with tiny key-dependent noise, so with perfectly tied priors the visits (and the move)
+    can depend on `key`; a deterministic reimplementation (the browser's) may differ there.
     """
     root = root_output(game, apply_fn, params, states)
     if simulations == 0:

@@ -32,8 +32,8 @@ def new_games(game: Game, key: jax.Array, games: int, opening_moves: int) -> Gam
     The count varies so that the start position and every early ply still get searched and
     learned. A game that the random moves would end (only possible in tiny games) starts empty.
     """
-    count_key, move_key = jax.random.split(key)
-    start = jax.vmap(game.init)(jax.random.split(key, games))
+    init_key, count_key, move_key = jax.random.split(key, 3)
+    start = jax.vmap(game.init)(jax.random.split(init_key, games))
     counts = jax.random.randint(count_key, (games,), 0, opening_moves + 1)  # [G]
 
     def random_move(i, state):

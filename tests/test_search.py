@@ -6,7 +6,6 @@ Compilation dominates the cost of these tests, so each search configuration is j
 values, so one compilation serves every value of them.
 """
 
-import dataclasses
 import functools
 
 import jax
@@ -67,7 +66,7 @@ def uniform_agent(game_name: str, simulations: int = AGENT_SIMULATIONS):
         result = search.agent_search(
             game, apply_fn, None, key, states, simulations=simulations, c_puct=C_PUCT
         )
-        return dataclasses.astuple(result)
+        return result.action, result.policy_target, result.root_value
 
     return run
 
@@ -128,13 +127,15 @@ def test_agent_with_no_simulations_plays_the_best_legal_prior_move():
     target = np.asarray(result.policy_target)
     assert np.all(target[~legal] == 0) and np.allclose(target.sum(-1), 1)
 
-    # A random-init net: the argmax of its logits over legal moves.
-    network = nets.make_network(CONFIG.model, game)
-    params = nets.init_params(network, game, jax.random.key(1))
-    result = search.agent_search(
-        game, network.apply, params, jax.random.key(0), states, simulations=0, c_puct=C_PUCT
+    # A random linear net: the argmax of its logits over legal moves.
+    apply_fn = lambda weights, obs: (  # noqa: E731
+        obs.reshape(obs.shape[0], -1) @ weights, jnp.zeros(obs.shape[0])
     )
-    logits, _ = network.apply(params, jax.vmap(game.observe)(states))
+    weights = jax.random.normal(jax.random.key(1), (18, 9))
+    result = search.agent_search(
+        game, apply_fn, weights, jax.random.key(0), states, simulations=0, c_puct=C_PUCT
+    )
+    logits, _ = apply_fn(weights, jax.vmap(game.observe)(states))
     legal = np.asarray(states.legal_action_mask)
     expected = np.argmax(np.where(legal, np.asarray(logits), -np.inf), axis=-1)
     assert np.array_equal(result.action, expected)
@@ -173,19 +174,19 @@ def test_untrained_net_with_discount_minus_one_beats_random_and_plus_one_is_wors
     num_games = 128
 
     @jax.jit
-    def match(sign, key):
+    def match(params_and_sign, key):
         def agent(key, states):
             return search.agent_search(
-                game, apply_fn, (params, sign), key, states, simulations=64, c_puct=C_PUCT
+                game, apply_fn, params_and_sign, key, states, simulations=64, c_puct=C_PUCT
             ).action
 
         return arena.play(game, agent, arena.baseline(game, "random"), num_games, key)
 
     key = jax.random.key(1)
-    right = arena.result(match(jnp.float32(1.0), key))
-    wrong = arena.result(match(jnp.float32(-1.0), key))
+    right = arena.result(match((params, jnp.float32(1.0)), key))
+    wrong = arena.result(match((params, jnp.float32(-1.0)), key))
     assert right.score > 0.75, right
-    # Measured on this seed: right ~0.88 with ~7 losses, wrong ~0.67 with ~39 losses.
+    # Measured on these seeds: right 104/18/6 (score 0.88), wrong 91/1/36 (score 0.72).
     assert right.score > wrong.score + 0.1, (right, wrong)
     assert 2 * right.losses < wrong.losses, (right, wrong)
 
@@ -226,7 +227,7 @@ def selfplay_searcher(kind: str, simulations: int, max_considered_actions: int):
         result = search.selfplay_search(
             CONNECT4, network.apply, mcts, params, key, states, move_number
         )
-        return dataclasses.astuple(result)
+        return result.action, result.policy_target, result.root_value
 
     return run
 
@@ -280,12 +281,18 @@ def test_dirichlet_alpha_reaches_the_search():
     assert not np.allclose(spiky, flat)
 
 
+def most_visited_only(action, policy):
+    """Every game played one of the most visited moves (visits are equal across rows here)."""
+    return np.all(policy[0][action] == policy[0].max())
+
+
 def test_temperature_reaches_the_move_choice():
     # No noise: every row has the same visits, so only the temperature spreads the moves.
     cold, policy, _ = run_search(dirichlet_fraction=0.0, c_puct=10.0, temperature=0.01)
     hot, _, _ = run_search(dirichlet_fraction=0.0, c_puct=10.0, temperature=10.0)
-    assert np.all(cold == np.argmax(policy[0]))
-    assert len(set(hot.tolist())) >= 3
+    assert distinct_rows(policy) == 1
+    assert most_visited_only(cold, policy)
+    assert len(set(hot.tolist())) >= 4
 
 
 def test_temperature_drops_after_temperature_drop_move():
@@ -294,18 +301,18 @@ def test_temperature_drops_after_temperature_drop_move():
     common = dict(dirichlet_fraction=0.0, c_puct=10.0, temperature=10.0, final_temperature=0.01,
                   move_number=move_number)
     action, policy, _ = run_search(temperature_drop_move=10, **common)
-    assert len(set(action[:half].tolist())) >= 3  # early moves: hot
-    assert np.all(action[half:] == np.argmax(policy[0]))  # late moves: cold
+    assert len(set(action[:half].tolist())) >= 4  # early moves: hot
+    assert most_visited_only(action[half:], policy)  # late moves: cold
     late, _, _ = run_search(temperature_drop_move=30, **common)
-    assert len(set(late[half:].tolist())) >= 3  # the drop has not come yet
+    assert len(set(late[half:].tolist())) >= 4  # the drop has not come yet
 
 
 def test_final_temperature_reaches_the_move_choice():
     common = dict(dirichlet_fraction=0.0, c_puct=10.0, temperature=1.0, temperature_drop_move=0)
     cold, policy, _ = run_search(final_temperature=0.01, **common)
     hot, _, _ = run_search(final_temperature=10.0, **common)
-    assert np.all(cold == np.argmax(policy[0]))
-    assert len(set(hot.tolist())) >= 3
+    assert most_visited_only(cold, policy)
+    assert len(set(hot.tolist())) >= 4
 
 
 def test_gumbel_scale_reaches_the_search():
@@ -333,8 +340,14 @@ def win_rate(**config):
 
 
 def test_gumbel_search_plays_the_win_in_one_with_a_uniform_net():
-    rate, policy = win_rate()
+    # Without Gumbel noise the search is deterministic and must play the win.
+    rate, policy = win_rate(gumbel_scale=0.0)
     assert rate == 1.0
+    assert np.all(np.argmax(policy, axis=-1) == 6)
+    # With it, the final pick is argmax(gumbel + logits + sigma(q)): a Gumbel gap above
+    # sigma's ~5 can (rarely, by design) overrule the win. The policy target never does.
+    rate, policy = win_rate()
+    assert rate >= 0.9
     assert np.all(np.argmax(policy, axis=-1) == 6)
 
 
@@ -343,14 +356,14 @@ def test_max_considered_actions_reaches_the_search():
     # the winning move only when its Gumbel draw is among the best two (~2/7 of the games).
     narrow, _ = win_rate(max_considered_actions=2)
     wide, _ = win_rate(max_considered_actions=16)
-    assert narrow < 0.6 and wide == 1.0, (narrow, wide)
+    assert narrow < 0.6 and wide >= 0.9, (narrow, wide)
 
 
 def test_simulations_reach_the_search():
     # Two simulations visit two of the seven moves: the win is found ~2/7 of the time.
     few, _ = win_rate(simulations=2)
     enough, _ = win_rate(simulations=32)
-    assert few < 0.6 and enough == 1.0, (few, enough)
+    assert few < 0.6 and enough >= 0.9, (few, enough)
 
 
 # ---------------------------------------------------------------------------------------------
