@@ -109,10 +109,10 @@ def enable_compilation_cache() -> None:
     """Keeps compiled programs on disk, so a rerun of the same configuration starts fast."""
     import jax
 
-    cache = os.environ.get("CARTRIDGE_JAX_CACHE_DIR") or os.path.join(
+    cache = os.environ.get(config_lib.JAX_CACHE_DIR_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "cartridge_jax", "jax")
     jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

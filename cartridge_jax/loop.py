@@ -178,12 +178,15 @@ class _Counters:
     wall_time_s: float = 0.0
 
 
-def run(config: config_lib.Config, *, out: TextIO = sys.stderr, progress: bool = True) -> stats_lib.Stats:
+def run(
+    config: config_lib.Config, *, out: TextIO | None = None, progress: bool = True
+) -> stats_lib.Stats:
     """Trains until `training.iterations` iterations are done, resuming from the run directory.
 
     Raises TrainingError (non-finite loss) and checkpoint.CheckpointError (a checkpoint that
-    belongs to another game or network).
+    belongs to another game or network). Progress goes to `out` (default: standard error).
     """
+    out = out or sys.stderr
     trainer = Trainer(config)
     run_dir = config_lib.run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +207,9 @@ def run(config: config_lib.Config, *, out: TextIO = sys.stderr, progress: bool =
     else:
         stats = None
     if stats is None:
-        stats = stats_lib.new_stats(trainer.game.name, uuid.uuid4().hex[:12], config.model_dump())
+        stats = stats_lib.new_stats(
+            trainer.game.name, uuid.uuid4().hex[:12], config.model_dump(mode="json")
+        )
     if done >= config.training.iterations:
         print(f"{run_dir} already has {done} iterations; raise --training.iterations to train "
               "more.", file=out)
@@ -221,14 +226,18 @@ def run(config: config_lib.Config, *, out: TextIO = sys.stderr, progress: bool =
                 trainer, state, stats, counters, iteration, last_saved, stop, out, progress
             )
             final = iteration == config.training.iterations
-            if cut_short or final or iteration % config.training.checkpoint_interval == 0:
+            save = cut_short or final or iteration % config.training.checkpoint_interval == 0
+            if save:
+                stats = stats.model_copy(update={"last_checkpoint": iteration})
+            # Stats first: a run that dies between the two redoes this iteration on resume, and
+            # record_iteration then replaces its history point instead of leaving a gap.
+            stats_lib.write_stats(stats_path, stats)
+            if save:
                 checkpoints.save(
                     iteration, state,
                     {**identity, "iteration": iteration, "counters": dataclasses.asdict(counters)},
                 )
                 last_saved = iteration
-                stats = stats.model_copy(update={"last_checkpoint": iteration})
-            stats_lib.write_stats(stats_path, stats)
             if cut_short:
                 print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
                       "command to continue.", file=out)

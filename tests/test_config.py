@@ -81,7 +81,7 @@ def test_config_keys_have_descriptions_and_valid_defaults():
 
 def test_auto_preset_follows_game_and_backend(monkeypatch):
     config, sources = load(flags={"common.game": "connect4"})
-    assert config.model.kind == "resnet"
+    assert config.model.kind == PRESETS["connect4-cpu"]["model"]["kind"]
     assert sources["model.kind"] == "preset connect4-cpu"
     monkeypatch.setattr(cfg, "_accelerator_found", lambda: True)
     config, sources = load(flags={"common.game": "connect4"})
@@ -184,7 +184,7 @@ def test_format_config_loads_back_to_the_same_config(tmp_path):
     config, sources = load(flags=flags)
     text = format_config(config, sources)
     assert "learning_rate = 3e-05  # flag --training.learning_rate" in text
-    assert "resnet_blocks = 4  # preset connect4-cpu" in text
+    assert "value_hidden = 64  # preset connect4-cpu" in text
     reloaded, reloaded_sources = load(config_file=write(tmp_path / "out.toml", text))
     assert reloaded == config
     assert set(reloaded_sources.values()) == {f"file {tmp_path / 'out.toml'}"}

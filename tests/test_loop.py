@@ -205,21 +205,10 @@ def _error_line(err: str) -> str:
 
 
 def _subprocess_env(tmp_path) -> dict[str, str]:
-    """A clean environment for `scripts/train.py`: CPU, no CARTRIDGE_* settings, shared cache.
-
-    `cli.enable_compilation_cache` defaults to ~/.cache/cartridge_jax/jax, so HOME is a
-    temporary folder whose cache path links to the repository's cache: compiles are reused and
-    nothing is written to the real home folder. (CARTRIDGE_JAX_CACHE_DIR would be the direct
-    way, but config.py refuses it: see test_cache_dir_variable_is_not_a_config_setting.)
-    """
+    """A clean environment for `scripts/train.py`: CPU, no CARTRIDGE_* settings, and the
+    repository's compilation cache, so subprocesses reuse compiles."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("CARTRIDGE_")}
-    home = tmp_path / "home"
-    (home / ".cache" / "cartridge_jax").mkdir(parents=True, exist_ok=True)
-    CACHE_DIR.mkdir(exist_ok=True)
-    link = home / ".cache" / "cartridge_jax" / "jax"
-    if not link.is_symlink():
-        link.symlink_to(CACHE_DIR, target_is_directory=True)
-    env.update(HOME=str(home), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env.update(CARTRIDGE_JAX_CACHE_DIR=str(CACHE_DIR), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
     return env
 
 
@@ -271,9 +260,6 @@ def test_tiny_run_writes_checkpoint_and_stats(base_run, tiny_toml):
     assert meta["counters"]["positions_generated"] == 2 * POSITIONS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loop.run builds new stats from config.model_dump() (tuples) where stats.py asks for "
-    "model_dump(mode='json'), so the Stats it returns differ from stats.json (lists)"))
 def test_returned_stats_equal_the_file(base_run):
     run_dir, returned, _ = base_run
     assert _stats(run_dir) == returned
@@ -303,9 +289,6 @@ def test_resume_continues_at_the_next_iteration(base_run, tiny_toml, tmp_path):
     assert _checkpoint_iterations(run_dir) == [1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loop.run saves the checkpoint before writing stats.json, so a run that dies between the "
-    "two resumes after an iteration stats.json never recorded: that history point is lost"))
 def test_death_between_checkpoint_and_stats_loses_no_iteration(
         base_run, tiny_toml, tmp_path, monkeypatch):
     run_dir = _copy_run(base_run, tmp_path)
@@ -431,9 +414,6 @@ def test_checkpoint_of_another_run_is_refused(base_run, tiny_toml, tmp_path, run
     assert (run_dir / "stats.json").read_bytes() == stats_before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.enable_compilation_cache reads CARTRIDGE_JAX_CACHE_DIR, but config.load_config takes "
-    "every CARTRIDGE_* variable for a setting and refuses it as unknown (exit 2)"))
 def test_cache_dir_variable_is_not_a_config_setting(base_run, tiny_toml, tmp_path, run_cli,
                                                      monkeypatch):
     run_dir = _copy_run(base_run, tmp_path)
