@@ -238,9 +238,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "common": {"game": "tictactoe"},
         "model": {"kind": "mlp", "mlp_hidden": [128, 128, 64], "value_hidden": 32},
         "mcts": {"simulations": 32, "temperature_drop_move": 5, "max_considered_actions": 9},
-        "selfplay": {"games": 256, "moves_per_iteration": 32, "random_opening_moves": 6},
-        "training": {"iterations": 20, "batch_size": 256, "replay_capacity": 100_000},
-        "evaluation": {"simulations": 200, "interval": 5},
+        "selfplay": {"games": 128, "moves_per_iteration": 32, "random_opening_moves": 6},
+        "training": {"iterations": 20, "steps_per_iteration": 200, "batch_size": 256,
+                     "replay_capacity": 100_000, "checkpoint_interval": 5},
+        "evaluation": {"simulations": 200, "interval": 10},
     },
     "tictactoe-gpu": {
         "common": {"game": "tictactoe"},
