@@ -148,6 +148,14 @@ def where_batched(condition: Array, on_true: Any, on_false: Any) -> Any:
     )
 
 
+def piece_planes(board: Array, current_player: Array, rows: int, cols: int) -> Array:
+    """float32[rows, cols, 2] from an int8 board (0 empty, p + 1 for player p's pieces):
+    plane 0 the side to move's pieces, plane 1 the opponent's."""
+    own = board == current_player + 1
+    opponent = board == 2 - current_player
+    return jnp.stack([own, opponent], axis=-1).reshape(rows, cols, 2).astype(jnp.float32)
+
+
 def outcome_rewards(winner: Array, terminated: Array) -> Array:
     """float32[2] rewards for `winner` (0, 1, or -1 for a draw), zero unless `terminated`."""
     players = jnp.arange(2)

@@ -98,9 +98,7 @@ step = base.make_step(_apply_legal_move)
 
 def observe(state: State) -> jax.Array:
     """float32[6, 7, 2]: the side to move's pieces, then the opponent's."""
-    own = state.board == state.current_player + 1
-    opponent = state.board == 2 - state.current_player
-    return jnp.stack([own, opponent], axis=-1).reshape(ROWS, COLS, 2).astype(jnp.float32)
+    return base.piece_planes(state.board, state.current_player, ROWS, COLS)
 
 
 def greedy_scores(state: State) -> jax.Array:
