@@ -148,6 +148,34 @@ def where_batched(condition: Array, on_true: Any, on_false: Any) -> Any:
     )
 
 
+def lines_through_each_cell(rows: int, cols: int, length: int) -> np.ndarray:
+    """int32[rows * cols, L, length]: for each cell, the cells of every line of `length` in a
+    row (horizontal, vertical, diagonal) through it, L the most lines any cell has.
+
+    Shorter lists are padded with lines of the sentinel cell rows * cols, which the caller keeps
+    empty (append a 0 to the board) so it never completes a line. Checking only the lines
+    through the cell just played is what makes a win test cheap.
+    """
+    lines = []
+    for row in range(rows):
+        for col in range(cols):
+            for d_row, d_col in ((0, 1), (1, 0), (1, 1), (1, -1)):
+                cells = [(row + k * d_row, col + k * d_col) for k in range(length)]
+                if all(0 <= r < rows and 0 <= c < cols for r, c in cells):
+                    lines.append([r * cols + c for r, c in cells])
+    through = [[line for line in lines if cell in line] for cell in range(rows * cols)]
+    table = np.full((rows * cols, max(map(len, through)), length), rows * cols, dtype=np.int32)
+    for cell, cell_lines in enumerate(through):
+        table[cell, : len(cell_lines)] = cell_lines
+    return table
+
+
+def completes_line(board: Array, cell: Array, piece: Array, lines_through: np.ndarray) -> Array:
+    """bool[]: whether `piece` on int8 `board` has a full line through `cell`."""
+    padded = jnp.append(board, jnp.zeros(1, board.dtype))  # the sentinel cell stays empty
+    return jnp.any(jnp.all(padded[jnp.asarray(lines_through)[cell]] == piece, axis=1))
+
+
 def piece_planes(board: Array, current_player: Array, rows: int, cols: int) -> Array:
     """float32[rows, cols, 2] from an int8 board (0 empty, p + 1 for player p's pieces):
     plane 0 the side to move's pieces, plane 1 the opponent's."""

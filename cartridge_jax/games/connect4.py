@@ -29,27 +29,7 @@ NUM_ACTIONS = COLS
 ENCODING_VERSION = 1
 
 
-def _lines_through_each_cell() -> np.ndarray:
-    """int32[42, 16, 4]: for each cell, the cells of every four-in-a-row line through it.
-
-    Cells have at most 16 such lines (4 per direction); shorter lists are padded with lines of
-    the sentinel cell NUM_CELLS, which is always empty and so never completes a line.
-    """
-    lines = []
-    for row in range(ROWS):
-        for col in range(COLS):
-            for d_row, d_col in ((0, 1), (1, 0), (1, 1), (1, -1)):
-                cells = [(row + k * d_row, col + k * d_col) for k in range(4)]
-                if all(0 <= r < ROWS and 0 <= c < COLS for r, c in cells):
-                    lines.append([r * COLS + c for r, c in cells])
-    table = np.full((NUM_CELLS, 16, 4), NUM_CELLS, dtype=np.int32)
-    for cell in range(NUM_CELLS):
-        through = [line for line in lines if cell in line]
-        table[cell, : len(through)] = through
-    return table
-
-
-LINES_THROUGH = _lines_through_each_cell()
+LINES_THROUGH = base.lines_through_each_cell(ROWS, COLS, 4)  # [42, 16, 4]
 
 
 @struct.dataclass
@@ -80,8 +60,7 @@ def _apply_legal_move(state: State, action: jax.Array) -> State:
     empty_in_column = jnp.sum(columns[:, action] == 0)  # the piece lands in the lowest of these
     cell = (empty_in_column - 1) * COLS + action
     board = state.board.at[cell].set(piece)
-    padded = jnp.append(board, jnp.int8(0))  # the sentinel cell of LINES_THROUGH
-    won = jnp.any(jnp.all(padded[jnp.asarray(LINES_THROUGH)[cell]] == piece, axis=1))
+    won = base.completes_line(board, cell, piece, LINES_THROUGH)
     top_row_open = board[:COLS] == 0  # [7]: a column is playable while its top cell is empty
     terminated = won | ~jnp.any(top_row_open)
     return State(

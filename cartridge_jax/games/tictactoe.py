@@ -24,11 +24,7 @@ ROWS = COLS = 3
 NUM_ACTIONS = 9
 ENCODING_VERSION = 1
 
-# int32[8, 3]: the cells of every line of three.
-LINES = np.array(
-    [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]],
-    dtype=np.int32,
-)
+LINES_THROUGH = base.lines_through_each_cell(ROWS, COLS, 3)  # [9, 4, 3]
 
 
 @struct.dataclass
@@ -55,7 +51,7 @@ def init(key: jax.Array) -> State:
 def _apply_legal_move(state: State, action: jax.Array) -> State:
     mover = state.current_player
     board = state.board.at[action].set((mover + 1).astype(jnp.int8))
-    won = jnp.any(jnp.all(board[LINES] == mover + 1, axis=1))
+    won = base.completes_line(board, action, mover + 1, LINES_THROUGH)
     full = jnp.all(board != 0)
     terminated = won | full
     return State(
