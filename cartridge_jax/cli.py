@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
 import time
 from typing import Callable, Sequence
@@ -46,13 +47,18 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, short: Sequence[str]) 
                            help=f"{description} (default: {default!r})")
 
 
-def _load_config(args: argparse.Namespace, **forced: str):
-    """(config, sources) from file/env/flags; `forced` ("section.key" -> value) wins over all."""
+def _given_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The configuration flags on the command line, as {"section.key": text}."""
     flags = {}
     for dest, value in vars(args).items():
         if value is not None and dest.startswith(("short:", "key:")):
             flags[dest.split(":", 1)[1]] = value
-    flags.update(forced)
+    return flags
+
+
+def _load_config(args: argparse.Namespace, **forced: str):
+    """(config, sources) from file/env/flags; `forced` ("section.key" -> value) wins over all."""
+    flags = {**_given_flags(args), **forced}
     return config_lib.load_config(config_file=args.config, flags=flags)
 
 
@@ -90,19 +96,61 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cartridge_jax import checkpoint, loop
+    from cartridge_jax import checkpoint, export, loop
 
     forced = {} if args.iterations is None else {"training.iterations": args.iterations}
     config, _ = _load_config(args, **forced)
     enable_compilation_cache()
     try:
         loop.run(config, progress=not args.no_progress)
-    except checkpoint.CheckpointError as error:
+    except (checkpoint.CheckpointError, export.ExportError) as error:
         raise config_lib.ConfigError(str(error)) from None
     except loop.TrainingError as error:
         print(f"cartridge-jax train: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cartridge_jax import checkpoint, export, loop
+
+    run_dir = pathlib.Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise config_lib.ConfigError(f"run directory {run_dir} does not exist: name a folder "
+                                     "that `train` wrote (its --run-dir)")
+    config = _run_config(args, run_dir)
+    enable_compilation_cache()
+    try:
+        trainer, state, iteration = loop.restore_latest(config)
+        out_dir = args.out or export.model_dir(run_dir, trainer.game.name)
+        manifest = export.export_model(
+            trainer.game, trainer.network, state.train_state.params, config.model, out_dir,
+            step=int(state.train_state.step), iteration=iteration,
+            opset=config.export.onnx_opset, ir_version=config.export.onnx_ir_version)
+    except (checkpoint.CheckpointError, export.ExportError) as error:
+        raise config_lib.ConfigError(str(error)) from None
+    print(f"Exported iteration {iteration} (step {manifest['step']}) of {run_dir} to {out_dir}")
+    return 0
+
+
+def _run_config(args: argparse.Namespace, run_dir: pathlib.Path) -> config_lib.Config:
+    """The configuration a run was trained with: its stats.json's, under any flags given.
+
+    A run directory without stats.json gets the usual layers (file, environment, flags).
+    """
+    from cartridge_jax import stats
+
+    recorded = {}
+    if (run_dir / "stats.json").exists():
+        try:
+            saved = stats.read_stats(run_dir / "stats.json").config
+        except stats.StatsError as error:
+            raise config_lib.ConfigError(str(error)) from None
+        recorded = {f"{section}.{key}": value
+                    for section, values in saved.items() for key, value in values.items()}
+    flags = {**recorded, **_given_flags(args), "common.run_dir": str(run_dir)}
+    config, _ = config_lib.load_config(config_file=args.config, flags=flags)
+    return config
 
 
 def enable_compilation_cache() -> None:
@@ -164,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="no progress bars (one summary line per iteration only)")
     _add_config_flags(train_cmd, short=("game", "seed", "preset", "run-dir"))
     train_cmd.set_defaults(run=_cmd_train)
+
+    export_cmd = commands.add_parser(
+        "export", help="export a run's latest checkpoint to ONNX for the web page",
+        description="Writes model.onnx, params.msgpack, network.json and manifest.json (last) "
+        "for the latest checkpoint of RUN_DIR. The configuration is the one the run recorded in "
+        "its stats.json; flags given here override it.")
+    export_cmd.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    export_cmd.add_argument("--out", metavar="DIR",
+                            help="output folder (default: RUN_DIR/models/<game>)")
+    _add_config_flags(export_cmd, short=())
+    export_cmd.set_defaults(run=_cmd_export)
 
     bench_cmd = commands.add_parser(
         "bench", help="measure random-play throughput of each game (next to pgx if installed)")

@@ -3,7 +3,8 @@
 Each phase is compiled once per configuration and run in a few jitted chunks; the host only
 updates progress bars, checks for a stop request and a finite loss between chunks. A run
 directory holds orbax checkpoints (everything needed to continue: params, optimizer, replay
-buffer, self-play games, RNG) and `stats.json`; rerunning the same command resumes.
+buffer, self-play games, RNG), `stats.json` and, with `export.enabled`, the network exported at
+each checkpoint to `models/<game>/` (see export.py); rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import pathlib
 import signal
 import sys
 import time
@@ -25,6 +27,7 @@ from tqdm import tqdm
 from cartridge_jax import arena, learner, nets, replay, search, selfplay
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
+from cartridge_jax import export as export_lib
 from cartridge_jax import games as games_lib
 from cartridge_jax import stats as stats_lib
 
@@ -183,8 +186,8 @@ def run(
 ) -> stats_lib.Stats:
     """Trains until `training.iterations` iterations are done, resuming from the run directory.
 
-    Raises TrainingError (non-finite loss) and checkpoint.CheckpointError (a checkpoint that
-    belongs to another game or network). Progress goes to `out` (default: standard error).
+    Raises TrainingError (non-finite loss), checkpoint.CheckpointError (a checkpoint that
+    belongs to another game or network) and export.ExportError (an unwritable opset/IR pair). Progress goes to `out` (default: standard error).
     """
     out = out or sys.stderr
     trainer = Trainer(config)
@@ -219,7 +222,7 @@ def run(
           f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
           f"({config.mcts.search}), run directory {run_dir}", file=out)
 
-    last_saved = done
+    last_saved, exported = done, False
     with _StopRequest() as stop:
         for iteration in range(done + 1, config.training.iterations + 1):
             state, stats, counters, cut_short = _iteration(
@@ -238,12 +241,30 @@ def run(
                     {**identity, "iteration": iteration, "counters": dataclasses.asdict(counters)},
                 )
                 last_saved = iteration
+                if config.export.enabled:
+                    folder, seconds = _export(trainer, state, iteration, run_dir)
+                    if not exported:  # one line per run: later exports replace these files
+                        print(f"Exported the network to {folder} in {seconds:.1f} s; updated "
+                              "at each checkpoint", file=out)
+                    exported = True
             if cut_short:
                 print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
                       "command to continue.", file=out)
                 break
     checkpoints.close()
     return stats
+
+
+def _export(trainer, state, iteration, run_dir) -> tuple[pathlib.Path, float]:
+    """Exports the state's network to <run_dir>/models/<game>/: (that folder, seconds taken)."""
+    started = time.perf_counter()
+    folder = export_lib.model_dir(run_dir, trainer.game.name)
+    export_lib.export_model(
+        trainer.game, trainer.network, state.train_state.params, trainer.config.model, folder,
+        step=int(state.train_state.step), iteration=iteration,
+        opset=trainer.config.export.onnx_opset, ir_version=trainer.config.export.onnx_ir_version,
+    )
+    return folder, time.perf_counter() - started
 
 
 def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out, progress):

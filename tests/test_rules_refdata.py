@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import games, perft
-from cartridge_jax.games.base import where_batched
+from cartridge_jax import evaluate, games, perft
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
 COUNTS = json.loads((REFDATA / "counts.json").read_text())
@@ -85,33 +84,19 @@ def test_connect4_pons_positions_replay_and_immediate_results(set_name):
     """
     game = games.make("connect4")
     lines = [json.loads(line) for line in (REFDATA / "connect4" / set_name).read_text().splitlines()]
-    longest = max(len(line["moves"]) for line in lines)
-    moves = np.full((len(lines), longest), -1, np.int32)  # [N, T], -1 = no more moves
-    for row, line in enumerate(lines):
-        moves[row, : len(line["moves"])] = [int(c) - 1 for c in line["moves"]]
+    moves = evaluate.digit_moves_array(game, [line["moves"] for line in lines])  # [N, 42]
+    final, ok = evaluate.replay_moves(game, jnp.asarray(moves))
     actions = jnp.arange(game.num_actions)
     step_each_action = jax.vmap(game.step, in_axes=(None, 0))
 
     @jax.jit
-    def replay(moves):
-        start = jax.vmap(game.init)(jax.random.split(jax.random.key(0), moves.shape[0]))
-
-        def ply(carry, column):
-            state, ok = carry
-            active = column >= 0
-            legal = state.legal_action_mask[jnp.arange(column.shape[0]), jnp.maximum(column, 0)]
-            ok = ok & (~active | (legal & ~state.terminated))
-            stepped = jax.vmap(game.step)(state, jnp.maximum(column, 0))
-            state = where_batched(active, stepped, state)
-            return (state, ok), None
-
-        (final, ok), _ = jax.lax.scan(ply, (start, jnp.ones(moves.shape[0], bool)), moves.T)
+    def one_and_two_plies(final):
         after = jax.vmap(step_each_action, in_axes=(0, None))(final, actions)  # [N, 7] states
         replies = jax.vmap(jax.vmap(step_each_action, in_axes=(0, None)), in_axes=(0, None))(
             after, actions)  # [N, 7, 7] states
-        return ok, final, after, replies
+        return after, replies
 
-    ok, final, after, replies = jax.tree.map(np.asarray, replay(jnp.asarray(moves)))
+    ok, final, (after, replies) = jax.tree.map(np.asarray, (ok, final, one_and_two_plies(final)))
     assert ok.all(), "every benchmark sequence is legal and reaches no earlier win"
     assert not final.terminated.any()
     immediate_losses = 0

@@ -1,10 +1,10 @@
 """End to end: `python scripts/train.py` with no arguments trains TicTacToe to perfect play.
 
-Checked against the exhaustive minimax solver in tests/tictactoe_solver.py (independent of the
-package's rules): at the default strength the agent picks a minimax-optimal move in every one of
-the 4520 reachable live positions and never loses to a perfect player; the raw network alone is
-optimal in at least 99% of them; and an untrained net at the default strength is not perfect,
-so the search alone cannot pass.
+Checked against the exhaustive minimax solver in cartridge_jax/tictactoe_solver.py (independent
+of the package's rules): at the default strength the agent picks a minimax-optimal move in every
+one of the 4520 reachable live positions and never loses to a perfect player; the raw network
+alone is optimal in at least 99% of them; and an untrained net at the default strength is not
+perfect, so the search alone cannot pass.
 """
 
 import io
@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-import tictactoe_solver as solver
 from cartridge_jax import arena, config, loop, search
+from cartridge_jax import tictactoe_solver as solver
 
 pytestmark = pytest.mark.slow
 

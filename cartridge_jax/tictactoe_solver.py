@@ -1,5 +1,6 @@
 """An exhaustive TicTacToe minimax solver, independent of the package's rules: the truth that
-trained agents are checked against.
+trained agents are checked against (tests, `evaluate.tictactoe_exhaustive`) and the `perfect`
+arena opponent.
 
 Boards are tuples of 9 ints (0 empty, 1 X, 2 O), cells row-major; X moves when counts are equal.
 """

@@ -1,0 +1,254 @@
+"""Export of a trained network: ONNX for the web page, parameters for Python.
+
+    manifest = export_model(game, network, params, config.model, model_dir(run_dir, game.name),
+                            step=..., iteration=..., opset=config.export.onnx_opset,
+                            ir_version=config.export.onnx_ir_version)
+    game, network, params, manifest = load_exported(directory)
+
+The output folder (normally `<run_dir>/models/<game>/`) receives:
+
+    model.onnx      input   observation    float32[batch, rows, cols, planes]
+                    outputs policy_logits  float32[batch, A]   (unmasked)
+                            value          float32[batch]      (side to move's view)
+    params.msgpack  the same parameters (flax.serialization), so Python can search with them
+    network.json    {game, encoding_version, model}: what rebuilds the network in Python
+    manifest.json   {game, encoding_version, step, iteration, sha256 (of model.onnx), ...}
+
+Every file is replaced atomically and manifest.json comes last, so a page that polls the
+manifest and then fetches `model.onnx?v=<sha256>` never meets a half-written model.
+
+The IR version and opset are pinned to the configured ones and checked: onnxruntime-web 1.30
+refuses files newer than IR 13 / opset 26, which Python's onnxruntime would accept silently.
+The export is always float32: a bfloat16-compute network is exported as its float32 twin (the
+parameters are float32 either way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import pathlib
+from typing import Any
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnx
+import pydantic
+
+from cartridge_jax import checkpoint, games, nets
+from cartridge_jax import io as io_lib
+from cartridge_jax.config import ModelConfig
+from cartridge_jax.stats import utc_now
+
+MODEL_FILE = "model.onnx"
+PARAMS_FILE = "params.msgpack"
+NETWORK_FILE = "network.json"
+MANIFEST_FILE = "manifest.json"
+
+INPUT_NAME = "observation"
+OUTPUT_NAMES = ("policy_logits", "value")
+BATCH_DIM = "batch"  # a named (symbolic) dimension: the batch size stays free in the file
+
+
+class ExportError(Exception):
+    """An export cannot be written or read; the message is one line for people."""
+
+
+def model_dir(run_dir: str | pathlib.Path, game_name: str) -> pathlib.Path:
+    """Where a run's exported model of `game_name` lives: `<run_dir>/models/<game>/`."""
+    return pathlib.Path(run_dir) / "models" / game_name
+
+
+def export_model(
+    game: games.Game,
+    network: Any,
+    params: nets.Params,
+    model_config: ModelConfig,
+    out_dir: str | pathlib.Path,
+    *,
+    step: int,
+    iteration: int,
+    opset: int,
+    ir_version: int,
+) -> dict[str, Any]:
+    """Writes model.onnx, params.msgpack, network.json and manifest.json into `out_dir`.
+
+    `network` is `nets.make_network(model_config, game)`; `params` its parameters. Returns the
+    manifest. Raises ExportError for an opset / IR version pair that cannot be written.
+    """
+    model_config = model_config.model_copy(update={"dtype": "float32"})
+    float32_network = network.clone(dtype=jnp.float32)
+    if float32_network != nets.make_network(model_config, game):
+        raise ValueError("network is not the one model_config describes for this game")
+    params = jax.tree.map(np.asarray, params)  # on the host: constants of the ONNX graph
+
+    model_bytes = _onnx_model(
+        game, float32_network, params, opset=opset, ir_version=ir_version
+    ).SerializeToString()
+    params_bytes = flax.serialization.to_bytes(params)
+    network_data = {
+        "game": game.name,
+        "encoding_version": game.encoding_version,
+        "model": model_config.model_dump(mode="json"),
+    }
+    manifest = {
+        "game": game.name,
+        "encoding_version": game.encoding_version,
+        "step": int(step),
+        "iteration": int(iteration),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "params_sha256": hashlib.sha256(params_bytes).hexdigest(),
+        "observation_shape": list(game.observation_shape),
+        "num_actions": game.num_actions,
+        "created": utc_now(),
+        "onnx_opset": opset,
+        "onnx_ir_version": ir_version,
+        "network": nets.describe(float32_network, params),
+    }
+    out_dir = pathlib.Path(out_dir)
+    io_lib.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)
+    io_lib.atomic_write_bytes(out_dir / PARAMS_FILE, params_bytes)
+    io_lib.atomic_write_text(out_dir / NETWORK_FILE, _json(network_data))
+    # Last: the manifest announces files that are already complete.
+    io_lib.atomic_write_text(out_dir / MANIFEST_FILE, _json(manifest))
+    return manifest
+
+
+def load_exported(directory: str | pathlib.Path) -> tuple[games.Game, Any, nets.Params, dict]:
+    """(game, network, params, manifest) of an export folder, ready for `network.apply`.
+
+    Raises ExportError when a file is missing or unreadable, the parameters are not the ones the
+    manifest announces, or the export is for another observation encoding than this code's.
+    """
+    directory = pathlib.Path(directory)
+    manifest = _read_json(directory / MANIFEST_FILE)
+    described = _read_json(directory / NETWORK_FILE)
+    try:
+        game = games.make(described["game"])
+        model_config = ModelConfig.model_validate(described["model"])
+        encoding_version = described["encoding_version"]
+    except (KeyError, TypeError, games.UnknownGameError, pydantic.ValidationError) as error:
+        raise ExportError(f"{directory / NETWORK_FILE} is not a network description: "
+                          f"{_first_line(error)}") from None
+    if encoding_version != game.encoding_version:
+        raise ExportError(
+            f"{directory} holds a {game.name} model for observation encoding "
+            f"{encoding_version}, this code encodes version {game.encoding_version}: "
+            "export it again from its checkpoint, or retrain")
+    if (manifest.get("game"), manifest.get("encoding_version")) != (game.name, encoding_version):
+        raise ExportError(f"{directory}: {MANIFEST_FILE} and {NETWORK_FILE} describe different "
+                          "models; export again")
+    try:
+        params_bytes = (directory / PARAMS_FILE).read_bytes()
+    except OSError as error:
+        raise ExportError(f"cannot read {directory / PARAMS_FILE}: {_first_line(error)}") from None
+    if hashlib.sha256(params_bytes).hexdigest() != manifest.get("params_sha256"):
+        raise ExportError(f"{directory / PARAMS_FILE} is not the one {MANIFEST_FILE} announces "
+                          "(an interrupted export?): export again")
+
+    network = nets.make_network(model_config, game)
+    params = flax.serialization.msgpack_restore(params_bytes)
+    expected = jax.eval_shape(  # shapes only: nothing is initialised or compiled
+        network.init, jax.random.key(0), jnp.zeros((1, *game.observation_shape), jnp.float32)
+    )
+    if checkpoint.params_fingerprint(params) != checkpoint.params_fingerprint(expected):
+        raise ExportError(f"{directory / PARAMS_FILE} does not fit the network in "
+                          f"{NETWORK_FILE} ({nets.describe(network, expected)}): export again")
+    return game, network, jax.tree.map(jnp.asarray, params), manifest
+
+
+def _onnx_model(game, network, params, *, opset: int, ir_version: int) -> onnx.ModelProto:
+    """The checked ONNX model of `network.apply(params, .)` with the given opset and IR version."""
+    newest_opset = onnx.defs.onnx_opset_version()
+    if opset > newest_opset:
+        raise ExportError(f"export.onnx_opset = {opset}: the installed onnx writes opsets up to "
+                          f"{newest_opset}; lower it (onnxruntime-web 1.30 reads up to 26)")
+    oldest_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
+    if ir_version < oldest_ir:
+        raise ExportError(f"export.onnx_ir_version = {ir_version} is too old for opset {opset}, "
+                          f"which needs IR version {oldest_ir} or newer: raise "
+                          "export.onnx_ir_version or lower export.onnx_opset")
+    # Imported here: jax2onnx is needed only when exporting, and importing it takes ~1 s.
+    from jax2onnx import to_onnx
+
+    with _cache_every_compilation(), _quiet_logger("onnx_ir.serde"):
+        model = to_onnx(
+            lambda observation: network.apply(params, observation),
+            [(BATCH_DIM, *game.observation_shape)],
+            opset=opset,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+        )
+    opsets = {entry.domain or "ai.onnx": entry.version for entry in model.opset_import}
+    if opsets.get("ai.onnx") != opset:
+        raise ExportError(f"jax2onnx wrote opset {opsets.get('ai.onnx')}, not the configured "
+                          f"{opset}: check export.onnx_opset")
+    model.ir_version = ir_version
+    # jax2onnx's own shape annotations can be stale (onnxruntime refused a ResNet's with
+    # "Incompatible dimensions"); inferred ones are consistent by construction.
+    del model.graph.value_info[:]
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(f"the exported ONNX model is invalid (opset {opset}, IR version "
+                          f"{ir_version}): {_first_line(error)}") from error
+    return model
+
+
+@contextlib.contextmanager
+def _cache_every_compilation():
+    """Keeps even quick compilations in JAX's persistent cache (when one is configured).
+
+    jax2onnx's first conversion in a process imports all its plugins, and some build example
+    modules at import: ~70 tiny XLA compilations, ~7 s of the ~10 s a first export takes on a
+    CPU. Each is below the usual caching threshold; cached, the next process's first export
+    takes ~2 s.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        yield
+        return
+    threshold = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Hides a library's warnings (onnx_ir warns about untyped shape constants on every export)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=1) + "\n"
+
+
+def _read_json(path: pathlib.Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"no {path.name} in {path.parent}: export a model there first "
+                          "(python -m cartridge_jax export RUN_DIR)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ExportError(f"cannot read {path}: {_first_line(error)}") from None
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
