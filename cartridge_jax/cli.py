@@ -8,6 +8,7 @@ User errors print one line and exit with status 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import sys
@@ -133,6 +134,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cartridge_jax import evaluate
+
+    path = pathlib.Path(args.model)
+    manifest = path / "manifest.json"
+    if manifest.is_file():  # an exported model: its manifest names the game
+        try:
+            game = json.loads(manifest.read_text())["game"]
+        except (OSError, ValueError, KeyError) as error:
+            raise config_lib.ConfigError(f"{manifest} is not a readable model manifest: {error}")
+        config, _ = _load_config(args, **{"common.game": game})
+    elif path.is_dir():
+        config = _run_config(args, path)
+    else:
+        raise config_lib.ConfigError(f"model {path} is neither a run directory nor an exported "
+                                     "model folder (with manifest.json)")
+    enable_compilation_cache()
+    try:
+        result = evaluate.evaluate(
+            config, model_dir_or_run_dir=path, sims=args.sims, positions=args.positions,
+            opponent=args.opponent, games=args.games, exhaustive=args.exhaustive)
+    except ValueError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+    return 0
+
+
 def _run_config(args: argparse.Namespace, run_dir: pathlib.Path) -> config_lib.Config:
     """The configuration a run was trained with: its stats.json's, under any flags given.
 
@@ -223,6 +255,27 @@ def build_parser() -> argparse.ArgumentParser:
                             help="output folder (default: RUN_DIR/models/<game>)")
     _add_config_flags(export_cmd, short=())
     export_cmd.set_defaults(run=_cmd_export)
+
+    eval_cmd = commands.add_parser(
+        "eval", help="measure a trained model: benchmark positions, a match, or exhaustively",
+        description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
+        "of a run directory (its latest checkpoint) or an exported model folder.")
+    eval_cmd.add_argument("--model", required=True, metavar="PATH",
+                          help="run directory or exported model folder (with manifest.json)")
+    eval_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
+                          "evaluation.simulations; 0 = the raw network's best move)")
+    measure = eval_cmd.add_mutually_exclusive_group(required=True)
+    measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
+                         "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
+    measure.add_argument("--opponent", metavar="NAME",
+                         help="play a match against random, greedy or perfect (TicTacToe)")
+    measure.add_argument("--exhaustive", action="store_true",
+                         help="TicTacToe: share of all reachable positions played optimally")
+    eval_cmd.add_argument("--games", type=int, metavar="N",
+                          help="games of the match (even; default: evaluation.games)")
+    eval_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_config_flags(eval_cmd, short=("game", "seed"))
+    eval_cmd.set_defaults(run=_cmd_eval)
 
     bench_cmd = commands.add_parser(
         "bench", help="measure random-play throughput of each game (next to pgx if installed)")

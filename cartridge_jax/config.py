@@ -63,7 +63,9 @@ class CommonConfig(BaseModel):
         description='Preset under file/env/flags: a name, "none", or "auto" (<game>-gpu or -cpu).',
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Least severe log messages shown."
+        "info",
+        description="debug: also log JAX compilations; info: progress bars and a line per "
+        "iteration; warning/error: only start, stop and problems.",
     )
 
     @field_validator("game")

@@ -187,9 +187,15 @@ def run(
     """Trains until `training.iterations` iterations are done, resuming from the run directory.
 
     Raises TrainingError (non-finite loss), checkpoint.CheckpointError (a checkpoint that
-    belongs to another game or network) and export.ExportError (an unwritable opset/IR pair). Progress goes to `out` (default: standard error).
+    belongs to another game or network) and export.ExportError (an unwritable opset/IR pair).
+    Progress goes to `out` (default: standard error). `common.log_level`: "debug" also logs
+    every JAX compilation (to spot recompiles), "info" shows progress bars and one summary line
+    per iteration, "warning" and "error" only the start, stop and problems.
     """
     out = out or sys.stderr
+    if config.common.log_level == "debug":
+        jax.config.update("jax_log_compiles", True)
+    progress = progress and config.common.log_level in ("debug", "info")
     trainer = Trainer(config)
     run_dir = config_lib.run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -347,9 +353,10 @@ def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out
             stats_lib.eval_entry(step=step, iteration=iteration, opponent=name, wins=r.wins,
                                  draws=r.draws, losses=r.losses)
             for name, r in eval_results.items()])
-    tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
-                             learning_rate, positions / selfplay_s, finished / selfplay_s,
-                             eval_results, counters.wall_time_s), file=out)
+    if config.common.log_level in ("debug", "info"):
+        tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
+                                 learning_rate, positions / selfplay_s, finished / selfplay_s,
+                                 eval_results, counters.wall_time_s), file=out)
     return state, stats, counters, stop.requested
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cartridge_jax import cli
 
-COMMANDS = ["config", "perft", "demo", "bench"]
+COMMANDS = ["config", "perft", "demo", "bench", "train", "export", "eval"]
 
 
 def run(capsys, monkeypatch, tmp_path, *argv, env=None):
@@ -48,6 +48,9 @@ def test_help_for_each_command(capsys, monkeypatch, tmp_path, command):
     (["bench", "--batch-sizes", "0"], {}, "0"),
     (["bench", "--games", "chess"], {}, "chess"),
     (["frobnicate"], {}, "frobnicate"),
+    (["eval", "--model", "nowhere", "--exhaustive"], {}, "nowhere"),
+    (["eval", "--model", ".", "--exhaustive", "--opponent", "random"], {}, "--opponent"),
+    (["eval", "--model", "."], {}, "--positions"),
 ])
 def test_errors_are_one_line_with_status_2(capsys, monkeypatch, tmp_path, argv, env, needle):
     (tmp_path / "bad.toml").write_text("[training\nlearning_rate = 1\n")
