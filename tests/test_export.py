@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from cartridge_jax import cli, export, games, loop, nets
+from cartridge_jax import export, games, loop, nets
 from cartridge_jax import config as config_lib
 from cartridge_jax import io as io_lib
 from cartridge_jax.config import ExportConfig, ModelConfig
@@ -280,32 +280,6 @@ def trained_run(tmp_path_factory):
     out = io.StringIO()
     loop.run(config, out=out, progress=False)
     return root / "run", out.getvalue()
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys, tmp_path):
-    """cli.main in-process from an empty folder with no CARTRIDGE_* variables: (status, out, err).
-
-    Restores the JAX compilation-cache settings the command changes.
-    """
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("CARTRIDGE_")]:
-        monkeypatch.delenv(name)
-    saved = {name: getattr(jax.config, name) for name in (
-        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exit_:
-            status = exit_.code
-        finally:
-            for name, value in saved.items():
-                jax.config.update(name, value)
-        return (status, *capsys.readouterr())
-
-    return run
 
 
 def test_training_exports_at_each_checkpoint(trained_run):

@@ -1,7 +1,6 @@
 """The game contract (games/base.py), checked on every registered game with batched random play."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

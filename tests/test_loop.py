@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import cli, learner, loop
+from cartridge_jax import learner, loop
 from cartridge_jax import config as config_lib
 from cartridge_jax import stats as stats_lib
 from cartridge_jax.checkpoint import Checkpoints
@@ -167,33 +167,6 @@ def _copy_run(base_run, tmp_path, name="run") -> pathlib.Path:
     destination = tmp_path / name
     shutil.copytree(base_run[0], destination)
     return destination
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys, tmp_path):
-    """cli.main in-process from an empty folder with no CARTRIDGE_* variables: (status, out, err).
-
-    Restores the JAX compilation-cache settings `train` changes, so later tests are unaffected.
-    """
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("CARTRIDGE_")]:
-        monkeypatch.delenv(name)
-    saved = {name: getattr(jax.config, name) for name in (
-        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            status = cli.main(list(argv))
-        except SystemExit as exit_:
-            status = exit_.code
-        finally:
-            for name, value in saved.items():
-                jax.config.update(name, value)
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
 
 
 def _error_line(err: str) -> str:
