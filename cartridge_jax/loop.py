@@ -9,6 +9,7 @@ each checkpoint to `models/<game>/` (see export.py); rerunning the same command 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
@@ -228,46 +229,87 @@ def run(
           f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
           f"({config.mcts.search}), run directory {run_dir}", file=out)
 
-    last_saved, exported = done, False
-    with _StopRequest() as stop:
-        for iteration in range(done + 1, config.training.iterations + 1):
-            state, stats, counters, cut_short = _iteration(
-                trainer, state, stats, counters, iteration, last_saved, stop, out, progress
-            )
-            final = iteration == config.training.iterations
-            save = cut_short or final or iteration % config.training.checkpoint_interval == 0
-            if save:
-                stats = stats.model_copy(update={"last_checkpoint": iteration})
-            # Stats first: a run that dies between the two redoes this iteration on resume, and
-            # record_iteration then replaces its history point instead of leaving a gap.
-            stats_lib.write_stats(stats_path, stats)
-            if save:
-                checkpoints.save(
-                    iteration, state,
-                    {**identity, "iteration": iteration, "counters": dataclasses.asdict(counters)},
+    last_saved = done
+    exporter = _Exporter(trainer, run_dir, out) if config.export.enabled else None
+    try:
+        with _StopRequest() as stop:
+            for iteration in range(done + 1, config.training.iterations + 1):
+                state, stats, counters, cut_short = _iteration(
+                    trainer, state, stats, counters, iteration, last_saved, stop, out, progress
                 )
-                last_saved = iteration
-                if config.export.enabled:
-                    folder, seconds = _export(trainer, state, iteration, run_dir)
-                    if not exported:  # one line per run: later exports replace these files
-                        print(f"Exported the network to {folder} in {seconds:.1f} s; updated "
-                              "at each checkpoint", file=out)
-                    exported = True
-            if cut_short:
-                print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
-                      "command to continue.", file=out)
-                break
-    checkpoints.close()
+                final = iteration == config.training.iterations
+                save = cut_short or final or iteration % config.training.checkpoint_interval == 0
+                if save:
+                    stats = stats.model_copy(update={"last_checkpoint": iteration})
+                # Stats first: a run that dies between the two redoes this iteration on resume,
+                # and record_iteration then replaces its history point instead of leaving a gap.
+                stats_lib.write_stats(stats_path, stats)
+                if save:
+                    checkpoints.save(
+                        iteration, state,
+                        {**identity, "iteration": iteration,
+                         "counters": dataclasses.asdict(counters)},
+                    )
+                    last_saved = iteration
+                    if exporter:
+                        exporter.submit(state, iteration)
+                if cut_short:
+                    print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
+                          "command to continue.", file=out)
+                    break
+        if exporter:
+            exporter.finish()
+    finally:
+        if exporter:
+            exporter.close()
+        checkpoints.close()
     return stats
 
 
-def _export(trainer, state, iteration, run_dir) -> tuple[pathlib.Path, float]:
-    """Exports the state's network to <run_dir>/models/<game>/: (that folder, seconds taken)."""
+class _Exporter:
+    """Exports checkpoints on a worker thread, so the next iteration overlaps the export (the
+    first jax2onnx export in a process costs ~10 s of start-up). One export at a time; an
+    export's error surfaces at the next `submit` or at `finish`."""
+
+    def __init__(self, trainer: Trainer, run_dir: pathlib.Path, out: TextIO):
+        self._trainer, self._run_dir, self._out = trainer, run_dir, out
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export")
+        self._pending: concurrent.futures.Future | None = None
+        self._announced = False
+
+    def submit(self, state: RunState, iteration: int) -> None:
+        self._collect()
+        # A host copy: the next training chunk donates (frees) the device buffers.
+        params = jax.device_get(state.train_state.params)
+        step = int(state.train_state.step)
+        self._pending = self._pool.submit(
+            _export, self._trainer, params, step, iteration, self._run_dir)
+
+    def finish(self) -> None:
+        """Waits for the last export; raises its error, if any."""
+        self._collect()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _collect(self) -> None:
+        if self._pending is None:
+            return
+        folder, seconds = self._pending.result()
+        self._pending = None
+        if not self._announced:  # one line per run: later exports replace these files
+            print(f"Exported the network to {folder} in {seconds:.1f} s; updated at each "
+                  "checkpoint", file=self._out)
+            self._announced = True
+
+
+def _export(trainer, params, step, iteration, run_dir) -> tuple[pathlib.Path, float]:
+    """Exports `params` to <run_dir>/models/<game>/: (that folder, seconds taken)."""
     started = time.perf_counter()
     folder = export_lib.model_dir(run_dir, trainer.game.name)
     export_lib.export_model(
-        trainer.game, trainer.network, state.train_state.params, trainer.config.model, folder,
-        step=int(state.train_state.step), iteration=iteration,
+        trainer.game, trainer.network, params, trainer.config.model, folder,
+        step=step, iteration=iteration,
         opset=trainer.config.export.onnx_opset, ir_version=trainer.config.export.onnx_ir_version,
     )
     return folder, time.perf_counter() - started
