@@ -42,6 +42,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, *, short: Sequence[str]) 
     for name in short:
         parser.add_argument(f"--{name}", dest=f"short:{SHORT_FLAGS[name]}", metavar="VALUE",
                             help=f"same as --{SHORT_FLAGS[name]}")
+    # The usage line lists the command's own options; the ~50 keys are summarised, not listed.
+    own_usage = parser.format_usage().removeprefix("usage: ").removeprefix(parser.prog).strip()
+    parser.usage = f"%(prog)s {own_usage} [--<section>.<key> VALUE ...]"
     group = parser.add_argument_group("configuration keys (any key of `config`)")
     for section, key, default, description in config_lib.config_keys():
         group.add_argument(f"--{section}.{key}", dest=f"key:{section}.{key}", metavar="VALUE",
