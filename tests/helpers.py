@@ -41,3 +41,42 @@ def random_trajectory(name: str, seed: int = 0):
         return states, actions, observations
 
     return jax.tree.map(np.asarray, play(jax.random.key(seed)))
+
+
+# A tiny TicTacToe training configuration shared by the training-loop tests, so they share
+# compilations through the persistent cache. Everything a test relies on is set here
+# ("preset none": no preset fills in the rest); tests change keys with flags.
+TINY_TOML = """\
+[common]
+game = "tictactoe"
+preset = "none"
+seed = 0
+
+[model]
+kind = "mlp"
+mlp_hidden = [16]
+value_hidden = 16
+
+[mcts]
+simulations = 4
+max_considered_actions = 4
+
+[selfplay]
+games = 8
+moves_per_iteration = 8
+
+[training]
+iterations = 2
+steps_per_iteration = 4
+batch_size = 16
+replay_capacity = 512
+max_checkpoints = 3
+
+[evaluation]
+games = 4
+simulations = 4
+interval = 1
+
+[export]
+enabled = false
+"""

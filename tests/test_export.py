@@ -25,7 +25,7 @@ from cartridge_jax import export, games, loop, nets
 from cartridge_jax import config as config_lib
 from cartridge_jax import io as io_lib
 from cartridge_jax.config import ExportConfig, ModelConfig
-from helpers import random_trajectory
+from helpers import TINY_TOML, random_trajectory
 
 PINNED = ExportConfig()  # the configured defaults: what the web page gets
 WEB_MAX_IR_VERSION = 13  # onnxruntime-web 1.30 refuses newer files (DESIGN.md)
@@ -238,36 +238,6 @@ def test_a_failed_atomic_write_keeps_the_old_file(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The training loop's export and the `export` command
 
-TINY_TOML = """\
-[common]
-game = "tictactoe"
-preset = "none"
-
-[model]
-kind = "mlp"
-mlp_hidden = [16]
-value_hidden = 16
-
-[mcts]
-simulations = 4
-max_considered_actions = 4
-
-[selfplay]
-games = 8
-moves_per_iteration = 8
-
-[training]
-iterations = 1
-steps_per_iteration = 4
-batch_size = 16
-replay_capacity = 512
-
-[evaluation]
-interval = 0
-
-[export]
-enabled = true
-"""
 
 
 @pytest.fixture(scope="module")
@@ -275,8 +245,9 @@ def trained_run(tmp_path_factory):
     """(run_dir, printed output) of a 1-iteration run that exported at its checkpoint."""
     root = tmp_path_factory.mktemp("trained")
     (root / "tiny.toml").write_text(TINY_TOML)
-    config, _ = config_lib.load_config(config_file=str(root / "tiny.toml"), env={},
-                                       flags={"common.run_dir": str(root / "run")})
+    flags = {"common.run_dir": str(root / "run"), "training.iterations": 1,
+             "evaluation.interval": 0, "export.enabled": True}
+    config, _ = config_lib.load_config(config_file=str(root / "tiny.toml"), env={}, flags=flags)
     out = io.StringIO()
     loop.run(config, out=out, progress=False)
     return root / "run", out.getvalue()

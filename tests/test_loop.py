@@ -26,45 +26,11 @@ from cartridge_jax import learner, loop
 from cartridge_jax import config as config_lib
 from cartridge_jax import stats as stats_lib
 from cartridge_jax.checkpoint import Checkpoints
+from helpers import TINY_TOML
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py turns on
 
-# Everything a test relies on is set here ("preset none": no preset fills in the rest).
-TINY_TOML = """\
-[common]
-game = "tictactoe"
-preset = "none"
-seed = 0
-
-[model]
-kind = "mlp"
-mlp_hidden = [16]
-value_hidden = 16
-
-[mcts]
-simulations = 4
-max_considered_actions = 4
-
-[selfplay]
-games = 8
-moves_per_iteration = 8
-
-[training]
-iterations = 2
-steps_per_iteration = 4
-batch_size = 16
-replay_capacity = 512
-max_checkpoints = 3
-
-[evaluation]
-games = 4
-simulations = 4
-interval = 1
-
-[export]
-enabled = false
-"""
 STEPS = 4  # training.steps_per_iteration
 POSITIONS = 8 * 8  # selfplay.games x moves_per_iteration: positions of one whole iteration
 EVAL_GAMES = 4

@@ -5,18 +5,12 @@ import jax
 
 from cartridge_jax import config as config_lib
 from cartridge_jax import loop
-
-FLAGS = {
-    "common.preset": "none", "model.kind": "mlp", "model.mlp_hidden": "[16]", "model.value_hidden": "16",
-    "mcts.simulations": "4", "mcts.max_considered_actions": "4", "selfplay.games": "8",
-    "selfplay.moves_per_iteration": "8", "training.steps_per_iteration": "4",
-    "training.batch_size": "16", "training.replay_capacity": "512", "evaluation.games": "4",
-    "evaluation.simulations": "4",
-}
+from helpers import TINY_TOML
 
 
-def test_phases_compile_once():
-    config, _ = config_lib.load_config(env={}, flags=FLAGS)
+def test_phases_compile_once(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    config, _ = config_lib.load_config(config_file=str(tmp_path / "tiny.toml"), env={})
     trainer = loop.Trainer(config)
     state = trainer.initial_state()
     train_state, buffer, games = state.train_state, state.buffer, state.games
