@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartridge_jax import games
+from cartridge_jax import games, nets, selfplay
+from cartridge_jax.config import Config
 
 BATCH = 32
 
@@ -80,3 +81,24 @@ interval = 1
 [export]
 enabled = false
 """
+
+
+# TicTacToe self-play shared by test_selfplay.py and test_learner.py (one compilation).
+SELFPLAY_GAMES = 16
+SELFPLAY_MOVES = 12  # more than a TicTacToe game lasts: every game ends, and restarts, at least once
+SELFPLAY_OPENING_MOVES = 2
+SELFPLAY_CONFIG = Config()
+SELFPLAY_MCTS = SELFPLAY_CONFIG.mcts.model_copy(update=dict(simulations=8))
+
+
+@functools.lru_cache(maxsize=None)
+def tictactoe_selfplay():
+    """(network, jitted selfplay.play, fresh random params) for the shared configuration."""
+    game = games.make("tictactoe")
+    network = nets.make_network(SELFPLAY_CONFIG.model, game)
+    params = nets.init_params(network, game, jax.random.key(0))
+    play = jax.jit(
+        functools.partial(selfplay.play, game, network.apply, SELFPLAY_MCTS, SELFPLAY_OPENING_MOVES),
+        static_argnames="moves",
+    )
+    return network, play, params

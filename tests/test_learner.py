@@ -11,6 +11,7 @@ import pytest
 
 from cartridge_jax import games, learner, nets, replay, selfplay
 from cartridge_jax.config import Config
+from helpers import SELFPLAY_GAMES, SELFPLAY_MOVES, SELFPLAY_OPENING_MOVES, tictactoe_selfplay
 from helpers import random_trajectory
 
 GAME = games.make("tictactoe")
@@ -225,26 +226,15 @@ def test_optimizer_steps_with_the_scheduled_learning_rate():
 # ---------------------------------------------------------------------------------------------
 # train() on a buffer filled by self-play.
 
-# The same self-play configuration as test_selfplay.py: one compilation (the persistent
-# compilation cache shares it between the two files).
-NUM_GAMES = 16
-MOVES = 12
-OPENING_MOVES = 2
-MCTS = CONFIG.mcts.model_copy(update=dict(simulations=8))
-
-
 @functools.lru_cache(maxsize=None)
 def filled_buffer():
-    network = nets.make_network(CONFIG.model, GAME)
-    params = nets.init_params(network, GAME, jax.random.key(0))
-    play = jax.jit(
-        functools.partial(selfplay.play, GAME, network.apply, MCTS, OPENING_MOVES),
-        static_argnames="moves",
-    )
+    """(network, params, buffer) after the self-play shared with test_selfplay.py."""
+    network, play, params = tictactoe_selfplay()
     start_key, play_key = jax.random.split(jax.random.key(0))
-    start = selfplay.new_games(GAME, start_key, NUM_GAMES, OPENING_MOVES)
-    _, trajectory = play(params, start, play_key, moves=MOVES)
-    buffer = replay.add(replay.init(GAME, 4 * NUM_GAMES * MOVES, NUM_GAMES), trajectory)
+    start = selfplay.new_games(GAME, start_key, SELFPLAY_GAMES, SELFPLAY_OPENING_MOVES)
+    _, trajectory = play(params, start, play_key, moves=SELFPLAY_MOVES)
+    capacity = 4 * SELFPLAY_GAMES * SELFPLAY_MOVES
+    buffer = replay.add(replay.init(GAME, capacity, SELFPLAY_GAMES), trajectory)
     return network, params, buffer
 
 

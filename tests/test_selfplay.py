@@ -7,26 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import games, nets, selfplay
-from cartridge_jax.config import Config
+from cartridge_jax import games, selfplay
+from helpers import SELFPLAY_GAMES as NUM_GAMES
+from helpers import SELFPLAY_MOVES as MOVES
+from helpers import SELFPLAY_OPENING_MOVES as OPENING_MOVES
+from helpers import tictactoe_selfplay
 
 GAME = games.make("tictactoe")
-NUM_GAMES = 16
-MOVES = 12  # more than a TicTacToe game lasts: every game ends, and restarts, at least once
-OPENING_MOVES = 2
-CONFIG = Config()
-MCTS = CONFIG.mcts.model_copy(update=dict(simulations=8))
 
 
-@functools.lru_cache(maxsize=None)
 def compiled_play():
-    """selfplay.play for this module's configuration, jitted once; and fresh random params."""
-    network = nets.make_network(CONFIG.model, GAME)
-    params = nets.init_params(network, GAME, jax.random.key(0))
-    play = jax.jit(
-        functools.partial(selfplay.play, GAME, network.apply, MCTS, OPENING_MOVES),
-        static_argnames="moves",
-    )
+    """selfplay.play for the shared configuration, jitted once; and fresh random params."""
+    _, play, params = tictactoe_selfplay()
     return play, params
 
 
