@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 from tqdm import tqdm
 
-from cartridge_jax import arena, learner, nets, replay, search, selfplay
+from cartridge_jax import arena, evaluate, learner, nets, replay, selfplay
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
 from cartridge_jax import export as export_lib
@@ -125,12 +125,8 @@ def _evaluate(game, apply, config, opponents, num_games, params, opponent_index,
     The opponent is picked by `lax.switch`, so all baselines share one compilation.
     """
 
-    def agent(key, states):
-        return search.agent_search(
-            game, apply, params, key, states,
-            simulations=config.evaluation.simulations, c_puct=config.mcts.c_puct,
-        ).action
-
+    agent = evaluate.search_agent(
+        game, apply, params, config.evaluation.simulations, config.mcts.c_puct)
     baselines = [arena.baseline(game, name) for name in opponents]
 
     def opponent(key, states):
