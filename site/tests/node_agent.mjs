@@ -1,0 +1,74 @@
+// Runs exported models in the vendored onnxruntime-web under Node, for the Python parity tests
+// (tests/test_export_parity.py): the network on given observations, and the site's agent
+// (js/search.js over js/games/) on given positions. One process serves a whole test module.
+//
+//     node site/tests/node_agent.mjs JOB.json > RESULT.json
+//
+// JOB     {models: {<game>: path of model.onnx},
+//          evaluations: [{game, observations: [N][rows * cols * 2]}],          one batch each
+//          searches: [{game, moves: [[actions from the start], ...], simulations, c_puct}]}
+// RESULT  {evaluations: [{policy_logits: [N][A], value: [N]}],
+//          searches: [[{action, visits, root_value, net_value, closest_margin}, ...]]}
+// (closest_margin is null where no selection had a runner-up: JSON has no Infinity.)
+
+import { readFileSync } from 'node:fs';
+
+import { getGame } from '../js/games/index.js';
+import { agentSearch } from '../js/search.js';
+
+const VENDOR = new URL('../vendor/onnxruntime-web/', import.meta.url);
+const ort = await import(new URL('ort.wasm.bundle.min.mjs', VENDOR).href);
+ort.env.wasm.numThreads = 1;
+// Under Node the bundle cannot fetch its wasm from a file URL: hand it the bytes.
+ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.wasm', VENDOR));
+
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const sessions = {};
+for (const [name, path] of Object.entries(job.models)) {
+  sessions[name] = await ort.InferenceSession.create(readFileSync(path));
+}
+
+/** (observations [N][cells * 2]) -> {policy_logits [N][A] Float32Array rows, value [N]}. */
+async function runBatch(game, observations) {
+  const size = game.rows * game.cols * 2;
+  const data = new Float32Array(observations.length * size);
+  observations.forEach((observation, row) => data.set(observation, row * size));
+  const input = new ort.Tensor('float32', data, [observations.length, ...game.observationShape]);
+  const output = await sessions[game.name].run({ observation: input });
+  const logits = output.policy_logits.data;
+  return {
+    policy_logits: observations.map((_, row) =>
+      logits.subarray(row * game.numActions, (row + 1) * game.numActions)),
+    value: Array.from(output.value.data),
+  };
+}
+
+const evaluations = [];
+for (const { game: name, observations } of job.evaluations ?? []) {
+  const { policy_logits: logits, value } = await runBatch(getGame(name), observations);
+  evaluations.push({ policy_logits: logits.map((row) => Array.from(row)), value });
+}
+
+const searches = [];
+for (const { game: name, moves, simulations, c_puct: cPuct } of job.searches ?? []) {
+  const game = getGame(name);
+  const evaluate = async (observation) => {
+    const { policy_logits: logits, value } = await runBatch(game, [observation]);
+    return { logits: logits[0], value: value[0] };
+  };
+  const results = [];
+  for (const actions of moves) {
+    const state = actions.reduce((s, action) => game.step(s, action), game.init());
+    const result = await agentSearch(game, state, evaluate, { simulations, cPuct });
+    results.push({
+      action: result.action,
+      visits: Array.from(result.visits),
+      root_value: result.rootValue,
+      net_value: result.netValue,
+      closest_margin: Number.isFinite(result.closestMargin) ? result.closestMargin : null,
+    });
+  }
+  searches.push(results);
+}
+
+process.stdout.write(JSON.stringify({ evaluations, searches }));
