@@ -1,8 +1,10 @@
 """Matches between two batched agents, on the device: W/D/L with colours alternating.
 
-An agent here is `(key, states [B]) -> actions int32[B]`: the baselines vmapped, or the search
-agent over a batch. Both agents are asked for a move every ply and the side to move's is played,
-so one compiled loop serves every pair of agents.
+An agent here is `(key, states [B]) -> actions int32[B]`: a named opponent (opponents.py) or
+the search agent over a batch. The agent plays the first player in the first half of the games
+and the second player in the other half. Every game starts from the same position and the
+sides alternate every ply (an Othello pass is a ply), so at each ply the agent is to move in
+one half and its opponent in the other: each is asked for the moves of its half only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax.games import Game, baselines
+from cartridge_jax import opponents
+from cartridge_jax.games import Game
 
 BatchAgent = Callable[[jax.Array, object], jax.Array]
 
@@ -45,9 +48,8 @@ class MatchResult:
 
 
 def baseline(game: Game, name: str) -> BatchAgent:
-    """A baseline agent ("random" or "greedy") over a batch."""
-    agent = baselines.make_agent(game, name)
-    return lambda key, states: jax.vmap(agent)(jax.random.split(key, states.current_player.shape[0]), states)
+    """The named opponent (opponents.py) that is not a model, e.g. "random" or "alphabeta:3"."""
+    return opponents.builtin_agent(game, name)
 
 
 def play(game: Game, agent: BatchAgent, opponent: BatchAgent, games: int, key: jax.Array):
@@ -55,7 +57,8 @@ def play(game: Game, agent: BatchAgent, opponent: BatchAgent, games: int, key: j
 
     Pure and jittable (close over parameters); the loop runs until every game has ended.
     """
-    seat = (jnp.arange(games) >= games // 2).astype(jnp.int32)  # [B]: the agent's player id
+    half = games // 2
+    seat = (jnp.arange(games) >= half).astype(jnp.int32)  # [B]: the agent's player id
     init_key, key = jax.random.split(key)
     states = jax.vmap(game.init)(jax.random.split(init_key, games))
 
@@ -63,16 +66,20 @@ def play(game: Game, agent: BatchAgent, opponent: BatchAgent, games: int, key: j
         return ~jnp.all(carry[0].terminated)
 
     def ply(carry):
-        states, score, key = carry
+        states, score, key, mover = carry  # mover: the player to move in every live game
         key, agent_key, opponent_key = jax.random.split(key, 3)
-        mine = states.current_player == seat
-        actions = jnp.where(mine, agent(agent_key, states), opponent(opponent_key, states))
+        halves = jax.tree.map(lambda x: x.reshape(2, half, *x.shape[1:]), states)
+        agent_actions = agent(agent_key, jax.tree.map(lambda x: x[mover], halves))  # [B/2]
+        opponent_actions = opponent(opponent_key, jax.tree.map(lambda x: x[1 - mover], halves))
+        actions = jnp.where(mover == 0, jnp.concatenate([agent_actions, opponent_actions]),
+                            jnp.concatenate([opponent_actions, agent_actions]))
         states = jax.vmap(game.step)(states, actions)
         # Rewards are non-zero only on the step that ends a game: collect them as they come.
         score = score + jnp.where(seat == 0, states.rewards[:, 0], states.rewards[:, 1])
-        return states, score, key
+        return states, score, key, 1 - mover
 
-    _, score, _ = jax.lax.while_loop(not_done, ply, (states, jnp.zeros(games), key))
+    start = (states, jnp.zeros(games), key, jnp.int32(0))
+    _, score, _, _ = jax.lax.while_loop(not_done, ply, start)
     return jnp.stack([jnp.sum(score > 0), jnp.sum(score == 0), jnp.sum(score < 0)]).astype(jnp.int32)
 
 

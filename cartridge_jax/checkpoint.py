@@ -10,6 +10,11 @@ Writes are atomic: orbax writes `<iteration>.orbax-checkpoint-tmp/` and renames 
 `<iteration>/` once every file is written. A run killed mid-save leaves the tmp folder beside
 the previous checkpoint, which stays the latest one; the next save of that iteration removes it.
 
+Parameter snapshots (`save_snapshot`): the network's parameters alone, in
+`<run_dir>/snapshots/iter_<N>.msgpack` (flax msgpack, as an export's params.msgpack), kept every
+`training.snapshot_interval` iterations and whenever a network becomes the best one. Unlike
+checkpoints they are never deleted; the Elo ladder rates them (`ladder --snapshots RUN_DIR`).
+
 Typed PRNG keys (`jax.random.key`) are stored as their raw `uint32` key data and wrapped again
 with the template's key implementation on restore, so nothing here depends on how a given
 orbax version treats key arrays.
@@ -20,14 +25,21 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import re
 from typing import Any
 
+import flax.serialization
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cartridge_jax.io import atomic_write_bytes
+
 # Meta fields that say what a checkpoint is *for*: a mismatch means another run's checkpoint.
 IDENTITY_FIELDS = ("game", "encoding_version", "network", "params_fingerprint")
+
+SNAPSHOT_DIR = "snapshots"
+_SNAPSHOT_NAME = re.compile(r"^iter_(\d+)\.msgpack$")
 
 _STATE = "state"
 _META = "meta"
@@ -202,6 +214,45 @@ class Checkpoints:
                 f"{where} does not fit this run's state: {_listing(differences)}: "
                 "use another --run-dir or the settings of the run that saved it"
             )
+
+
+def snapshot_path(run_dir: str | pathlib.Path, iteration: int) -> pathlib.Path:
+    """`<run_dir>/snapshots/iter_<iteration>.msgpack`."""
+    return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"iter_{iteration}.msgpack"
+
+
+def save_snapshot(run_dir: str | pathlib.Path, iteration: int, params: Any) -> pathlib.Path:
+    """Writes the parameters of `iteration` (atomically); returns the file."""
+    path = snapshot_path(run_dir, iteration)
+    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(params)))
+    return path
+
+
+def snapshots(run_dir: str | pathlib.Path) -> dict[int, pathlib.Path]:
+    """{iteration: file} of the run's snapshots, oldest first."""
+    folder = pathlib.Path(run_dir) / SNAPSHOT_DIR
+    found = {snapshot_iteration(path): path for path in folder.glob("iter_*.msgpack")
+             if _SNAPSHOT_NAME.match(path.name)}
+    return dict(sorted(found.items()))
+
+
+def snapshot_iteration(path: str | pathlib.Path) -> int:
+    """The iteration in a snapshot's file name (0 if it has none)."""
+    match = _SNAPSHOT_NAME.match(pathlib.Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
+def load_snapshot(path: str | pathlib.Path, template: Any) -> Any:
+    """The parameters in snapshot `path`, checked against `template` (the network's parameters
+    or their shapes); CheckpointError with a one-line reason otherwise."""
+    try:
+        params = flax.serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+    except (OSError, ValueError, TypeError) as error:
+        raise CheckpointError(f"cannot read snapshot {path}: {_first_line(error)}") from None
+    if params_fingerprint(params) != params_fingerprint(template):
+        raise CheckpointError(f"snapshot {path} does not fit this network: rate it with the "
+                              "settings of the run that saved it")
+    return jax.tree.map(jax.numpy.asarray, params)
 
 
 def _check_identity(saved: dict, expected: dict, where: str) -> None:

@@ -67,6 +67,11 @@ def _load_config(args: argparse.Namespace, **forced: str):
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from cartridge_jax import docs
+
+        sys.stdout.write(docs.configuration_markdown())
+        return 0
     print(config_lib.format_config(*_load_config(args)))
     return 0
 
@@ -130,17 +135,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         manifest = export.export_model(
             trainer.game, trainer.network, state.train_state.params, config.model, out_dir,
             step=int(state.train_state.step), iteration=iteration,
-            opset=config.export.onnx_opset, ir_version=config.export.onnx_ir_version)
+            opset=config.export.onnx_opset, ir_version=config.export.onnx_ir_version,
+            agent=export.agent_settings(config))
     except (checkpoint.CheckpointError, export.ExportError) as error:
         raise config_lib.ConfigError(str(error)) from None
     print(f"Exported iteration {iteration} (step {manifest['step']}) of {run_dir} to {out_dir}")
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from cartridge_jax import evaluate
-
-    path = pathlib.Path(args.model)
+def _model_config(args: argparse.Namespace, path: pathlib.Path) -> config_lib.Config:
+    """The configuration for the model at `path`: an exported model folder's game under the
+    usual layers, or a run directory's recorded configuration (see `_run_config`)."""
     manifest = path / "manifest.json"
     if manifest.is_file():  # an exported model: its manifest names the game
         try:
@@ -148,11 +153,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError) as error:
             raise config_lib.ConfigError(f"{manifest} is not a readable model manifest: {error}")
         config, _ = _load_config(args, **{"common.game": game})
-    elif path.is_dir():
-        config = _run_config(args, path)
-    else:
-        raise config_lib.ConfigError(f"model {path} is neither a run directory nor an exported "
-                                     "model folder (with manifest.json)")
+        return config
+    if path.is_dir():
+        return _run_config(args, path)
+    if path.suffix == ".msgpack" and path.is_file():  # a snapshot: <run_dir>/snapshots/iter_N
+        return _run_config(args, path.parent.parent)
+    raise config_lib.ConfigError(f"model {path} is neither a run directory, an exported "
+                                 "model folder (with manifest.json) nor a snapshot (.msgpack)")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cartridge_jax import evaluate
+
+    path = pathlib.Path(args.model)
+    config = _model_config(args, path)
     enable_compilation_cache()
     try:
         result = evaluate.evaluate(
@@ -168,24 +182,92 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    from cartridge_jax import terminal
+
+    game = games.make(args.game)
+    path = pathlib.Path(args.model)
+    config = _model_config(args, path)
+    if config.common.game != game.name:
+        raise config_lib.ConfigError(f"model {path} plays {config.common.game}, not {game.name}: "
+                                     f"play it with `play {config.common.game}`")
+    enable_compilation_cache()
+    try:
+        return terminal.run(config, path, sims=args.sims, bot_first=args.bot_first,
+                            ask=terminal.stream_ask(sys.stdin, sys.stdout), out=sys.stdout)
+    except ValueError as error:
+        raise config_lib.ConfigError(str(error)) from None
+
+
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from cartridge_jax import export, modelcard, stats, website
+
+    run_dir = pathlib.Path(args.run_dir)
+    if not (run_dir / "stats.json").is_file():
+        raise config_lib.ConfigError(f"{run_dir} is not a training run (no stats.json): name a "
+                                     "folder that `train` wrote (its --run-dir)")
+    config = _run_config(args, run_dir)
+    game = config.common.game
+    dest = pathlib.Path(args.dest) if args.dest else website.SITE_DIR / "models" / game
+    enable_compilation_cache()
+    print(f"Shipping {export.model_dir(run_dir, config.common.game)} to {dest}; strength suite:")
+    try:
+        card = modelcard.ship(run_dir, dest, config, sims=args.sims,
+                              command=args.trained_with or f"python scripts/train.py --game "
+                              f"{config.common.game}")
+    except (export.ExportError, stats.StatsError, ValueError) as error:
+        raise config_lib.ConfigError(str(error)) from None
+    print(f"Wrote {dest} (card.json: {len(card['evaluation'])} measures)")
+    return 0
+
+
 def _run_config(args: argparse.Namespace, run_dir: pathlib.Path) -> config_lib.Config:
     """The configuration a run was trained with: its stats.json's, under any flags given.
 
     A run directory without stats.json gets the usual layers (file, environment, flags).
     """
-    from cartridge_jax import stats
+    return config_lib.recorded_config(run_dir, config_file=args.config, flags=_given_flags(args))
 
-    recorded = {}
-    if (run_dir / "stats.json").exists():
-        try:
-            saved = stats.read_stats(run_dir / "stats.json").config
-        except stats.StatsError as error:
-            raise config_lib.ConfigError(str(error)) from None
-        recorded = {f"{section}.{key}": value
-                    for section, values in saved.items() for key, value in values.items()}
-    flags = {**recorded, **_given_flags(args), "common.run_dir": str(run_dir)}
-    config, _ = config_lib.load_config(config_file=args.config, flags=flags)
-    return config
+
+def _cmd_ladder(args: argparse.Namespace) -> int:
+    import jax
+
+    from cartridge_jax import checkpoint, evaluate, ladder, opponents
+
+    config, _ = _load_config(args)
+    game = games.make(config.common.game)
+    sims = config.evaluation.simulations if args.sims is None else args.sims
+    names = [name.strip() for name in args.opponents.split(",") if name.strip()]
+    names = [ladder.ANCHOR, *(name for name in names if name != ladder.ANCHOR)]
+    models = {name: pathlib.Path(name) for name in args.models}
+    for run_dir in args.snapshots:
+        found = checkpoint.snapshots(run_dir)
+        if not found:
+            raise config_lib.ConfigError(f"no snapshots in {run_dir}/{checkpoint.SNAPSHOT_DIR}: "
+                                         "train with training.snapshot_interval > 0")
+        prefix = f"{pathlib.Path(run_dir).name}/" if len(args.snapshots) > 1 else ""
+        models.update({f"{prefix}iter_{iteration}": path for iteration, path in found.items()})
+    if not models:
+        raise config_lib.ConfigError("nothing to rate: name models (--models) or a run "
+                                     "directory with snapshots (--snapshots)")
+    enable_compilation_cache()
+    try:
+        players = {name: opponents.builtin_agent(game, name) for name in names}
+        for name, path in models.items():
+            players[name], _ = evaluate.load_agent(game, path, simulations=sims,
+                                                   c_puct=config.mcts.c_puct)
+        games_per_match = config.evaluation.games if args.games is None else args.games
+        result = ladder.play_ladder(
+            game, players, models=list(models), games=games_per_match,
+            key=jax.random.key(config.common.seed), round_robin=args.round_robin,
+            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except ValueError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    result["simulations"] = sims
+    print(ladder.ratings_table(result))
+    if args.json_out:
+        ladder.write_json(args.json_out, result)
+    return 0
 
 
 def enable_compilation_cache() -> None:
@@ -198,10 +280,27 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from cartridge_jax import website
+
+    run_dir = None if args.run_dir is None else pathlib.Path(args.run_dir)
+    try:
+        server = website.make_server(run_dir, host=args.host, port=args.port)
+    except website.SiteError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    models = "its shipped models" if run_dir is None else f"the models of {run_dir}"
+    print(f"Serving {website.SITE_DIR} with {models} at {website.server_url(server)} "
+          "(Ctrl-C stops)", flush=True)
+    with server:
+        server.serve_forever()
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from cartridge_jax import bench
 
-    bench.main(args)
+    # The iteration suite measures what `train --game GAME` with the same flags would run.
+    bench.main(args, load_config=lambda game: _load_config(args, **{"common.game": game})[0])
     return 0
 
 
@@ -212,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config_cmd = commands.add_parser(
         "config", help="print the effective configuration and where each value came from")
+    config_cmd.add_argument("--markdown", action="store_true", help="print the reference of "
+                            "every key and preset as markdown (docs/configuration.md) instead")
     _add_config_flags(config_cmd, short=("game", "seed", "preset", "run-dir"))
     config_cmd.set_defaults(run=_cmd_config)
 
@@ -259,6 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(export_cmd, short=())
     export_cmd.set_defaults(run=_cmd_export)
 
+    ship_cmd = commands.add_parser(
+        "ship", help="copy a run's exported model into site/models/<game>/ with a model card",
+        description="Copies RUN_DIR/models/<game>/ and its stats.json into the site, runs the "
+        "game's strength suite (cartridge_jax.modelcard.SUITES) on it and writes card.json. "
+        "The folder is replaced atomically.")
+    ship_cmd.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    ship_cmd.add_argument("--dest", metavar="DIR", help="target folder (default: "
+                          "site/models/<game>)")
+    ship_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move for the "
+                          "suite (default: evaluation.simulations of the run)")
+    ship_cmd.add_argument("--trained-with", metavar="COMMAND",
+                          help="the training command to record in the card")
+    _add_config_flags(ship_cmd, short=())
+    ship_cmd.set_defaults(run=_cmd_ship)
+
     eval_cmd = commands.add_parser(
         "eval", help="measure a trained model: benchmark positions, a match, or exhaustively",
         description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
@@ -271,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
                          "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
     measure.add_argument("--opponent", metavar="NAME",
-                         help="play a match against random, greedy or perfect (TicTacToe)")
+                         help="play a match against random, greedy, perfect (TicTacToe), "
+                         "mcts-rollout:<sims>, alphabeta:<depth> or a model path (played at "
+                         "--sims)")
     measure.add_argument("--exhaustive", action="store_true",
                          help="TicTacToe: share of all reachable positions played optimally")
     eval_cmd.add_argument("--games", type=int, metavar="N",
@@ -280,11 +398,64 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(eval_cmd, short=("game", "seed"))
     eval_cmd.set_defaults(run=_cmd_eval)
 
+    serve_cmd = commands.add_parser(
+        "serve", help="serve the web site (play and stats pages) with a run's models",
+        description="Serves site/ over HTTP with RUN_DIR's exported models and stats.json in "
+        "place of the shipped ones; an open page picks up each new export within seconds.")
+    serve_cmd.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+                           help="a run directory written by train (default: the shipped models)")
+    serve_cmd.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve_cmd.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve_cmd.set_defaults(run=_cmd_serve)
+
+    play_cmd = commands.add_parser(
+        "play", help="play a trained model in the terminal",
+        description="Plays one game against the agent (PUCT over the network, no noise, most "
+        "visited move) of a run directory (its latest checkpoint) or an exported model folder. "
+        "Type moves by name (TicTacToe b2, Connect 4 column 4, Othello d3 or pass), or undo, "
+        "help, quit. Standard input may be a pipe.")
+    play_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    play_cmd.add_argument("--model", required=True, metavar="PATH",
+                          help="run directory or exported model folder (with manifest.json)")
+    play_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
+                          "(default: evaluation.simulations; 0 = the raw network's best move)")
+    play_cmd.add_argument("--bot-first", action="store_true", help="the bot moves first")
+    _add_config_flags(play_cmd, short=("seed",))
+    play_cmd.set_defaults(run=_cmd_play)
+
+    ladder_cmd = commands.add_parser(
+        "ladder", help="rate models and baseline opponents together on an Elo scale",
+        description="Plays matches among models (--models, --snapshots) and named opponents "
+        "(--opponents; random, the anchor at Elo 0, is always in): every pair of opponents, "
+        "every model against every opponent and each model against the next one (or, with "
+        "--round-robin, every pair). Prints an Elo table (maximum likelihood, draws as half "
+        "wins) and writes it with every match's W/D/L to --json-out.")
+    ladder_cmd.add_argument("--models", nargs="*", default=[], metavar="PATH",
+                            help="run directories, exported model folders or snapshot files")
+    ladder_cmd.add_argument("--snapshots", nargs="*", default=[], metavar="RUN_DIR",
+                            help="rate every parameter snapshot of these runs (oldest first)")
+    ladder_cmd.add_argument("--opponents", default="random,greedy", metavar="NAMES",
+                            help="comma-separated opponent names, e.g. "
+                            "random,greedy,alphabeta:3,mcts-rollout:200 (default: random,greedy)")
+    ladder_cmd.add_argument("--games", type=int, metavar="N",
+                            help="games per match (even; default: evaluation.games)")
+    ladder_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move of the "
+                            "models (default: evaluation.simulations)")
+    ladder_cmd.add_argument("--round-robin", action="store_true", help="play every pair")
+    ladder_cmd.add_argument("--json-out", metavar="FILE", help="write the ratings and matches")
+    _add_config_flags(ladder_cmd, short=("game", "seed"))
+    ladder_cmd.set_defaults(run=_cmd_ladder)
+
     bench_cmd = commands.add_parser(
-        "bench", help="measure random-play throughput of each game (next to pgx if installed)")
+        "bench", help="measure throughput: random play and self-play next to pgx, the learner, "
+        "a training iteration", description="Runs the benchmark suites and writes JSON, a "
+        "markdown table and a plot (see docs/performance.md). Configuration flags shape the "
+        "iteration suite's configuration, as for train.")
     from cartridge_jax import bench
 
     bench.add_arguments(bench_cmd)
+    _add_config_flags(bench_cmd, short=("preset",))
     bench_cmd.set_defaults(run=_cmd_bench)
     return parser
 

@@ -46,7 +46,7 @@ def _list_to_tuple(value: Any) -> Any:
 # strict: a file's `seed = "3"` or `augment = 1` is a mistake to report, not to coerce.
 _SECTION_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
 _PositiveInts = Annotated[tuple[Annotated[int, Field(gt=0)], ...], BeforeValidator(_list_to_tuple)]
-_Opponents = Annotated[tuple[Literal["random", "greedy"], ...], BeforeValidator(_list_to_tuple)]
+_Strings = Annotated[tuple[str, ...], BeforeValidator(_list_to_tuple)]
 
 
 class CommonConfig(BaseModel):
@@ -185,6 +185,10 @@ class TrainingConfig(BaseModel):
     )
     checkpoint_interval: int = Field(1, ge=1, description="Save a checkpoint every K iterations.")
     max_checkpoints: int = Field(3, ge=1, description="Checkpoints kept on disk (oldest removed).")
+    snapshot_interval: int = Field(
+        10, ge=0, description="Keep the parameters every K iterations in snapshots/ (for the Elo "
+        "ladder); 0 means only the best ones."
+    )
 
 
 class EvaluationConfig(BaseModel):
@@ -200,9 +204,38 @@ class EvaluationConfig(BaseModel):
     win_threshold: float = Field(
         0.55, ge=0, le=1, description="Score against the best model needed to become the best."
     )
-    opponents: _Opponents = Field(
-        ("random", "greedy"), description='Baseline opponents: "random" and/or "greedy".'
+    opponents: _Strings = Field(
+        ("random", "greedy"),
+        description="Opponents besides the best model: random, greedy, perfect (TicTacToe), "
+        "mcts-rollout:<sims>, alphabeta:<depth>, or a model folder path.",
     )
+    benchmarks: _Strings = Field(
+        (), description='Position sets measured at each evaluation: refdata files (e.g. '
+        '"connect4/Test_L2_R1.jsonl"), paths, or "exhaustive" (TicTacToe).'
+    )
+    benchmark_positions: int = Field(
+        200, ge=0, description="Positions used of each benchmark file (its first); 0 means all."
+    )
+
+    @field_validator("opponents")
+    @classmethod
+    def _known_opponents(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from cartridge_jax import opponents  # imported here: it pulls in JAX
+
+        for name in names:
+            opponents.parse(name)
+        if len(set(names)) < len(names):
+            raise ValueError("names an opponent twice")
+        return names
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if name != "exhaustive" and not name.endswith((".jsonl", ".obf")):
+                raise ValueError(f"benchmark {name!r}: use a Connect 4 .jsonl or Othello .obf "
+                                 'file (e.g. "connect4/Test_L2_R1.jsonl") or "exhaustive"')
+        return names
 
 
 class ExportConfig(BaseModel):
@@ -229,6 +262,11 @@ class Config(BaseModel):
     export: ExportConfig = Field(default_factory=ExportConfig, description="ONNX export.")
 
 
+# The reference position sets shipped in cartridge_jax/refdata (see its README).
+CONNECT4_BENCHMARKS = [f"connect4/Test_{name}.jsonl"
+                       for name in ("L3_R1", "L2_R1", "L1_R1", "L1_R3")]
+OTHELLO_BENCHMARKS = ["othello/fforum-1-19.obf", "othello/fforum-20-39.obf"]
+
 # Presets: partial overrides, {section: {key: value}}. Each names its game so that
 # `--common.preset connect4-gpu` alone is a complete recipe. Positions per iteration are
 # games x moves_per_iteration (x8 or x2 with augmentation), which sizes replay_capacity.
@@ -243,7 +281,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "selfplay": {"games": 128, "moves_per_iteration": 32, "random_opening_moves": 6},
         "training": {"iterations": 20, "steps_per_iteration": 200, "batch_size": 256,
                      "replay_capacity": 100_000, "checkpoint_interval": 5},
-        "evaluation": {"simulations": 200, "interval": 10},
+        "evaluation": {"simulations": 200, "interval": 10, "benchmarks": ["exhaustive"]},
     },
     "tictactoe-gpu": {
         "common": {"game": "tictactoe"},
@@ -251,7 +289,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "mcts": {"simulations": 32, "temperature_drop_move": 5, "max_considered_actions": 9},
         "selfplay": {"games": 1024, "moves_per_iteration": 32, "random_opening_moves": 6},
         "training": {"iterations": 20, "batch_size": 1024, "replay_capacity": 300_000},
-        "evaluation": {"simulations": 200, "interval": 5},
+        "evaluation": {"simulations": 200, "interval": 5, "benchmarks": ["exhaustive"]},
     },
     # CPU presets use an MLP: measured on a 2-core CPU, Connect 4 self-play ran ~5,700
     # positions/s with a 256-256-128 MLP against ~800 with a 2x32 ResNet, whose gradient steps
@@ -262,7 +300,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "mcts": {"simulations": 32, "temperature_drop_move": 15, "max_considered_actions": 7},
         "selfplay": {"games": 256, "moves_per_iteration": 42},
         "training": {"iterations": 100, "steps_per_iteration": 200, "replay_capacity": 200_000},
-        "evaluation": {"simulations": 128, "interval": 5},
+        "evaluation": {"simulations": 128, "interval": 5, "benchmarks": CONNECT4_BENCHMARKS},
     },
     "connect4-gpu": {
         "common": {"game": "connect4"},
@@ -277,7 +315,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "learning_rate": 2e-3,
             "replay_capacity": 2_000_000,
         },
-        "evaluation": {"games": 100, "simulations": 200},
+        "evaluation": {"games": 100, "simulations": 200, "benchmarks": CONNECT4_BENCHMARKS},
     },
     "othello-cpu": {
         "common": {"game": "othello"},
@@ -285,7 +323,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "mcts": {"simulations": 32, "temperature_drop_move": 30, "max_considered_actions": 16},
         "selfplay": {"games": 128, "moves_per_iteration": 64},
         "training": {"iterations": 50, "steps_per_iteration": 200, "replay_capacity": 200_000},
-        "evaluation": {"simulations": 128},
+        "evaluation": {"simulations": 128, "benchmarks": OTHELLO_BENCHMARKS},
     },
     "othello-gpu": {
         "common": {"game": "othello"},
@@ -300,7 +338,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "learning_rate": 2e-3,
             "replay_capacity": 2_000_000,
         },
-        "evaluation": {"games": 100, "simulations": 200},
+        "evaluation": {"games": 100, "simulations": 200, "benchmarks": OTHELLO_BENCHMARKS},
     },
 }
 
@@ -624,6 +662,28 @@ def format_config(config: Config, sources: Mapping[str, str]) -> str:
             source = _one_line(sources.get(f"{section}.{key}", "default"))
             lines.append(f"{key} = {_toml_value(value)}  # {source}")
     return "\n".join(lines) + "\n"
+
+
+def recorded_config(run_directory: str | os.PathLike, *, config_file: str | None = None,
+                    flags: Mapping[str, Any] | None = None) -> Config:
+    """The configuration a run was trained with (its stats.json's), under `flags`, with
+    common.run_dir set to `run_directory`. Without stats.json: the usual layers.
+
+    Raises ConfigError (one line) when stats.json is unreadable or holds an invalid config.
+    """
+    from cartridge_jax import stats  # imported here: stats is not needed to read a config
+
+    path = pathlib.Path(run_directory) / "stats.json"
+    recorded = {}
+    if path.exists():
+        try:
+            saved = stats.read_stats(path).config
+        except stats.StatsError as error:
+            raise ConfigError(str(error)) from None
+        recorded = {f"{section}.{key}": value
+                    for section, values in saved.items() for key, value in values.items()}
+    layers = {**recorded, **(flags or {}), "common.run_dir": str(run_directory)}
+    return load_config(config_file=config_file, flags=layers)[0]
 
 
 def run_dir(config: Config) -> pathlib.Path:

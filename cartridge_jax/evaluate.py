@@ -4,8 +4,11 @@
     connect4_benchmark(agent, "refdata/connect4/Test_L1_R1.jsonl", key=key)  # mistake_rate, ...
     othello_benchmark(agent, "refdata/othello/fforum-1-19.obf", key=key)     # best_move_rate, ...
     tictactoe_exhaustive(agent, key=key)                                     # optimal_rate, n
-    arena_match(game, agent, "greedy", 100, key)                             # wins, ..., score
+    load_benchmark(game, "connect4/Test_L2_R1.jsonl", limit=200).measure(agent, key)  # reusable
+    arena_match(game, agent, "alphabeta:3", 100, key)                        # wins, ..., score
     evaluate(config, model_dir_or_run_dir="runs/connect4", sims=64, positions=...)  # all in one
+
+Opponents are named as in opponents.py; `opponent_agent` also loads a model path.
 
 An agent is batched: `(key, states [B]) -> int32[B]` moves. The measures call it in chunks of a
 fixed number of positions, so it compiles once per measure. An agent that is a
@@ -19,9 +22,11 @@ opponent) are ValueErrors with one-line messages.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import pathlib
+from importlib import resources
 from typing import Any, Callable, Sequence
 
 import jax
@@ -29,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
-from cartridge_jax import arena, search
+from cartridge_jax import arena, opponents, search
+from cartridge_jax import config as config_lib
 from cartridge_jax import games as games_lib
 from cartridge_jax import tictactoe_solver as solver
 from cartridge_jax.games.base import Game, State, where_batched
@@ -39,7 +45,7 @@ Agent = Callable[[jax.Array, State], jax.Array]  # (key, states [B]) -> actions 
 # Positions per compiled agent call: bounds memory (a search tree per position), not results.
 BATCH_SIZE = 256
 
-OPPONENTS = ("random", "greedy", "perfect")  # "perfect": TicTacToe only
+REFDATA = resources.files("cartridge_jax") / "refdata"
 
 
 # --- agents -------------------------------------------------------------------------------------
@@ -65,22 +71,31 @@ def _search_policy(game, apply_fn, simulations, c_puct):
     return policy
 
 
-@functools.lru_cache(maxsize=None)
-def _opponent_agent(game: Game, name: str) -> Agent:
-    """A named opponent as a Partial (cached: one compilation per game and opponent)."""
-    if name == "perfect":
-        if game.name != "tictactoe":
-            raise ValueError(f"opponent 'perfect' plays TicTacToe only, not {game.display_name}: "
-                             "use random or greedy")
-        return Partial(solver.perfect_agent(_optimal_move_table()))
-    if name in ("random", "greedy"):
-        return Partial(arena.baseline(game, name))
-    raise ValueError(f"unknown opponent {name!r}: use one of {', '.join(OPPONENTS)}")
+def opponent_agent(game: Game, name: str, *, simulations: int, c_puct: float) -> Agent:
+    """The agent of opponent `name` (opponents.py); a model path is played by the agent's search
+    at `simulations`, like the evaluated model."""
+    opponent = opponents.parse(name)
+    if opponent.kind != "model":
+        return opponents.builtin_agent(game, name)
+    return load_agent(game, opponent.path, simulations=simulations, c_puct=c_puct)[0]
 
 
-@functools.lru_cache(maxsize=1)
-def _optimal_move_table() -> np.ndarray:
-    return solver.optimal_move_table()  # bool[3**9, 9], about a second to compute
+def load_agent(game: Game, path, *, simulations: int, c_puct: float) -> tuple[Agent, int]:
+    """(agent, iteration) of the model at `path` (a run directory, an exported model folder or
+    a snapshot file), which must play `game`; a run's network comes from its stats.json."""
+    path = pathlib.Path(path)
+    run = path.parent.parent if path.suffix == ".msgpack" else path
+    try:
+        if (path / "manifest.json").is_file() or not (run / "stats.json").is_file():
+            config = config_lib.load_config(flags={"common.game": game.name})[0]
+        else:
+            config = config_lib.recorded_config(run)
+    except config_lib.ConfigError as error:
+        raise ValueError(str(error)) from None
+    if config.common.game != game.name:
+        raise ValueError(f"model {path} plays {config.common.game}, not {game.name}")
+    model_game, apply_fn, params, iteration = load_model(config, path)
+    return search_agent(model_game, apply_fn, params, simulations, c_puct), iteration
 
 
 def _as_partial(agent: Agent) -> Partial:
@@ -160,6 +175,18 @@ def replay_moves(game: Game, moves: jax.Array) -> tuple[State, jax.Array]:
 # --- Connect 4: Pons' benchmark sets ------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class PositionSet:
+    """Benchmark positions loaded once, to measure any number of agents on."""
+
+    name: str  # e.g. "connect4/Test_L2_R1", "tictactoe/exhaustive"
+    states: State  # [N] numpy leaves
+    score: Callable[[np.ndarray], dict]  # the agent's moves int32[N] -> its measures, with "n"
+
+    def measure(self, agent: Agent, key: jax.Array, batch_size: int = BATCH_SIZE) -> dict:
+        return self.score(_actions_in_chunks(agent, self.states, key, batch_size))
+
+
 def connect4_benchmark(agent: Agent, positions_file, *, key: jax.Array,
                        batch_size: int = BATCH_SIZE) -> dict:
     """Mistake and score-optimal rates of `agent` on a Pons `.jsonl` set (refdata/README.md).
@@ -169,8 +196,13 @@ def connect4_benchmark(agent: Agent, positions_file, *, key: jax.Array,
     maximum score. A move with no listed score (illegal) counts as a mistake.
     Returns {"mistake_rate", "optimal_rate", "n"}.
     """
+    return connect4_positions(positions_file).measure(agent, key, batch_size)
+
+
+def connect4_positions(positions_file, *, limit: int = 0) -> PositionSet:
+    """The first `limit` positions (0: all) of a Pons `.jsonl` set; see connect4_benchmark."""
     game = games_lib.make("connect4")
-    lines = _read_pons(positions_file)
+    lines = _read_pons(positions_file)[: limit or None]
     try:
         moves = digit_moves_array(game, [line["moves"] for line in lines])
     except ValueError as error:
@@ -180,17 +212,21 @@ def connect4_benchmark(agent: Agent, positions_file, *, key: jax.Array,
         for column, score in line["move_scores"].items():
             scores[row, game.action_from_text(column)] = score
 
-    states = _replayed_states(game, moves, positions_file, batch_size)
+    states = _replayed_states(game, moves, positions_file, BATCH_SIZE)
     if (wrong := np.isnan(scores) == states.legal_action_mask).any():
         number = int(np.argmax(wrong.any(axis=1))) + 1
         raise ValueError(f"{positions_file} line {number}: move_scores must list exactly the "
                          "legal columns")
-    chosen = scores[np.arange(len(lines)), _actions_in_chunks(agent, states, key, batch_size)]
     best_sign = np.nanmax(np.sign(scores), axis=1)  # [N]
-    mistake = np.isnan(chosen) | (np.sign(chosen) < best_sign)
-    optimal = chosen == np.nanmax(scores, axis=1)
-    return {"mistake_rate": float(mistake.mean()), "optimal_rate": float(optimal.mean()),
-            "n": len(lines)}
+    best_score = np.nanmax(scores, axis=1)
+
+    def score(actions):
+        chosen = scores[np.arange(len(lines)), actions]
+        mistake = np.isnan(chosen) | (np.sign(chosen) < best_sign)
+        return {"mistake_rate": float(mistake.mean()),
+                "optimal_rate": float((chosen == best_score).mean()), "n": len(lines)}
+
+    return PositionSet(_set_name(game, positions_file), states, score)
 
 
 def _read_pons(positions_file) -> list[dict]:
@@ -239,24 +275,33 @@ def othello_benchmark(agent: Agent, obf_file, *, key: jax.Array,
     over the positions whose chosen move is listed (None if there are none),
     "unknown_move_rate": share whose chosen move is not listed, "n"}.
     """
+    return othello_positions(obf_file).measure(agent, key, batch_size)
+
+
+def othello_positions(obf_file, *, limit: int = 0) -> PositionSet:
+    """The first `limit` positions (0: all) of an Edax `.obf` file; see othello_benchmark."""
     game = games_lib.make("othello")
-    states, listed = _read_obf(game, obf_file)
-    actions = _actions_in_chunks(agent, states, key, batch_size)
-    chosen = [scores.get(int(action)) for action, scores in zip(actions, listed)]
+    states, listed = _read_obf(game, obf_file, limit)
     best = [max(scores.values()) for scores in listed]
-    losses = [b - c for b, c in zip(best, chosen) if c is not None]
-    return {
-        "best_move_rate": float(np.mean([c == b for b, c in zip(best, chosen)])),
-        "mean_disc_loss": float(np.mean(losses)) if losses else None,
-        "unknown_move_rate": float(np.mean([c is None for c in chosen])),
-        "n": len(listed),
-    }
+
+    def score(actions):
+        chosen = [scores.get(int(action)) for action, scores in zip(actions, listed)]
+        losses = [b - c for b, c in zip(best, chosen) if c is not None]
+        return {
+            "best_move_rate": float(np.mean([c == b for b, c in zip(best, chosen)])),
+            "mean_disc_loss": float(np.mean(losses)) if losses else None,
+            "unknown_move_rate": float(np.mean([c is None for c in chosen])),
+            "n": len(listed),
+        }
+
+    return PositionSet(_set_name(game, obf_file), states, score)
 
 
-def _read_obf(game: Game, obf_file) -> tuple[State, list[dict[int, int]]]:
-    """(states [N], per position {action: listed final disc difference, side to move's view})."""
+def _read_obf(game: Game, obf_file, limit: int) -> tuple[State, list[dict[int, int]]]:
+    """(states [N], per position {action: listed final disc difference, side to move's view})
+    of the first `limit` lines (0: all)."""
     states, listed = [], []
-    for number, text in enumerate(_read_lines(obf_file), start=1):
+    for number, text in enumerate(_read_lines(obf_file)[: limit or None], start=1):
         where = f"{obf_file} line {number}"
         position, *pairs = [field.strip() for field in text.split(";")]
         try:
@@ -294,31 +339,84 @@ def _read_lines(path) -> list[str]:
 def tictactoe_exhaustive(agent: Agent, *, key: jax.Array, batch_size: int = BATCH_SIZE) -> dict:
     """{"optimal_rate", "n"}: the share of the 4520 reachable live TicTacToe positions where
     `agent` picks a minimax-optimal move (the solver is independent of the package's rules)."""
+    return tictactoe_positions().measure(agent, key, batch_size)
+
+
+@functools.lru_cache(maxsize=1)
+def tictactoe_positions() -> PositionSet:
+    """Every reachable live TicTacToe position; see tictactoe_exhaustive."""
     boards = solver.live_positions()
-    states = solver.states_of(games_lib.make("tictactoe"), boards)
-    actions = _actions_in_chunks(agent, states, key, batch_size)
+    states = jax.tree.map(np.asarray, solver.states_of(games_lib.make("tictactoe"), boards))
     indices = np.asarray(boards) @ (3 ** np.arange(9))  # [N]: the table's base-3 board numbers
-    in_range = (actions >= 0) & (actions < 9)  # anything else is an illegal move: not optimal
-    optimal = _optimal_move_table()[indices, np.clip(actions, 0, 8)] & in_range
-    return {"optimal_rate": float(optimal.mean()), "n": len(boards)}
+
+    def score(actions):
+        in_range = (actions >= 0) & (actions < 9)  # anything else is an illegal move
+        optimal = opponents.optimal_move_table()[indices, np.clip(actions, 0, 8)] & in_range
+        return {"optimal_rate": float(optimal.mean()), "n": len(boards)}
+
+    return PositionSet("tictactoe/exhaustive", states, score)
+
+
+# --- benchmarks by name -------------------------------------------------------------------------
+
+
+BENCHMARK_GAMES = {".jsonl": "connect4", ".obf": "othello"}  # file suffix -> its game
+
+
+def load_benchmark(game: Game, name, *, limit: int = 0) -> PositionSet:
+    """The position set `name` for `game`: "exhaustive" (TicTacToe), or a benchmark file, a
+    path or one shipped in cartridge_jax/refdata (e.g. "connect4/Test_L2_R1.jsonl"); files cut
+    to their first `limit` positions (0: all)."""
+    if name == "exhaustive":
+        if game.name != "tictactoe":
+            raise ValueError(f"exhaustive evaluation is for TicTacToe only, not "
+                             f"{game.display_name}: use a positions file or an opponent")
+        return tictactoe_positions()
+    path = pathlib.Path(name)
+    if not path.exists() and (REFDATA / str(name)).is_file():
+        path = pathlib.Path(str(REFDATA / str(name)))
+    if path.suffix not in BENCHMARK_GAMES:
+        raise ValueError(f"positions file {name}: use a Connect 4 .jsonl (Pons) or an "
+                         "Othello .obf (FForum) benchmark file")
+    file_game = games_lib.make(BENCHMARK_GAMES[path.suffix])
+    if file_game is not game:
+        raise ValueError(f"positions file {name} holds {file_game.display_name} "
+                         f"positions, but the model plays {game.display_name}")
+    if game.name == "connect4":
+        return connect4_positions(path, limit=limit)
+    return othello_positions(path, limit=limit)
+
+
+def _set_name(game: Game, path) -> str:
+    """"connect4/Test_L2_R1" for a file of that name."""
+    return f"{game.name}/{pathlib.Path(path).stem}"
 
 
 # --- arena --------------------------------------------------------------------------------------
 
 
-def arena_match(game: Game, agent: Agent, opponent_name: str, games: int, key: jax.Array) -> dict:
-    """`games` games of `agent` against a named opponent (OPPONENTS), half with each colour.
+def arena_match(game: Game, agent: Agent, opponent: str | Agent, games: int,
+                key: jax.Array) -> dict:
+    """`games` games of `agent` against `opponent` (an agent, or a name of opponents.py that is
+    not a model path), half with each colour.
 
     Returns {wins, draws, losses, score (a win 1, a draw 1/2, per game), score_low, score_high
     (95% Wilson interval), games}, from the agent's view.
     """
     if games < 2 or games % 2:
         raise ValueError(f"games = {games}: use an even number of 2 or more (half each colour)")
-    opponent = _opponent_agent(game, opponent_name)
-    result = arena.result(_play(game, _as_partial(agent), opponent, games, key))
+    if isinstance(opponent, str):
+        opponent = opponents.builtin_agent(game, opponent)
+    result = arena.result(play(game, agent, opponent, games, key))
     low, high = result.score_interval()
     return {"wins": result.wins, "draws": result.draws, "losses": result.losses,
             "score": result.score, "score_low": low, "score_high": high, "games": result.games}
+
+
+def play(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array) -> jax.Array:
+    """arena.play compiled once per game, number of games and pair of agents (as Partials,
+    whose parameters are arguments: new parameters reuse the compilation)."""
+    return _play(game, _as_partial(agent), _as_partial(opponent), games, key)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -333,12 +431,13 @@ def evaluate(config, *, model_dir_or_run_dir, sims: int | None = None, positions
              opponent: str | None = None, games: int | None = None,
              exhaustive: bool = False) -> dict:
     """Loads a model and runs one measure: `positions` (a .jsonl or .obf benchmark file),
-    `opponent` (an arena of `games` games) or `exhaustive` (TicTacToe).
+    `opponent` (an arena of `games` games against a name of opponents.py, model paths
+    included, played at `sims` too) or `exhaustive` (TicTacToe).
 
-    `model_dir_or_run_dir`: a run directory (its latest checkpoint) or an exported model folder
-    (with manifest.json). `sims` defaults to evaluation.simulations, `games` to
-    evaluation.games; c_puct and the seed come from `config`. Returns the measure's dict plus
-    game, model, iteration and simulations.
+    `model_dir_or_run_dir`: a run directory (its latest checkpoint), an exported model folder
+    (with manifest.json) or a snapshot file. `sims` defaults to evaluation.simulations, `games`
+    to evaluation.games; c_puct and the seed come from `config`. Returns the measure's dict
+    plus game, model, iteration and simulations.
     """
     chosen = [name for name, given in
               (("positions", positions is not None), ("opponent", opponent is not None),
@@ -352,42 +451,25 @@ def evaluate(config, *, model_dir_or_run_dir, sims: int | None = None, positions
     key = jax.random.key(config.common.seed)
     result = {"game": game.name, "model": str(model_dir_or_run_dir), "iteration": iteration,
               "simulations": sims}
+    if opponent is not None:
+        games = 2 * max(1, config.evaluation.games // 2) if games is None else games
+        opponent_moves = opponent_agent(game, opponent, simulations=sims,
+                                        c_puct=config.mcts.c_puct)
+        result["opponent"] = opponent
+        result.update(arena_match(game, agent, opponent_moves, games, key))
+        return result
     if positions is not None:
         result["positions"] = str(positions)
-        result.update(benchmark_positions(game, agent, positions, key=key))
-    elif opponent is not None:
-        games = 2 * max(1, config.evaluation.games // 2) if games is None else games
-        result["opponent"] = opponent
-        result.update(arena_match(game, agent, opponent, games, key))
-    else:
-        if game.name != "tictactoe":
-            raise ValueError(f"exhaustive evaluation is for TicTacToe only, not "
-                             f"{game.display_name}: use a positions file or an opponent")
-        result.update(tictactoe_exhaustive(agent, key=key))
+    result.update(load_benchmark(game, "exhaustive" if exhaustive else positions)
+                  .measure(agent, key))
     return result
 
 
-BENCHMARK_GAMES = {".jsonl": "connect4", ".obf": "othello"}  # file suffix -> its game
-
-
-def benchmark_positions(game: Game, agent: Agent, positions_file, *, key: jax.Array) -> dict:
-    """The benchmark that `positions_file`'s suffix names, checked against `game`."""
-    suffix = pathlib.Path(positions_file).suffix
-    if suffix not in BENCHMARK_GAMES:
-        raise ValueError(f"positions file {positions_file}: use a Connect 4 .jsonl (Pons) or an "
-                         "Othello .obf (FForum) benchmark file")
-    file_game = games_lib.make(BENCHMARK_GAMES[suffix])
-    if file_game is not game:
-        raise ValueError(f"positions file {positions_file} holds {file_game.display_name} "
-                         f"positions, but the model plays {game.display_name}")
-    if game.name == "connect4":
-        return connect4_benchmark(agent, positions_file, key=key)
-    return othello_benchmark(agent, positions_file, key=key)
-
-
 def load_model(config, path) -> tuple[Game, search.ApplyFn, Any, int]:
-    """(game, apply_fn, params, iteration) from a run directory or an exported model folder."""
-    from cartridge_jax import checkpoint, loop  # the training machinery, only when loading
+    """(game, apply_fn, params, iteration) from a run directory (its latest checkpoint), an
+    exported model folder or a snapshot file (`<run>/snapshots/iter_<N>.msgpack`). `config`
+    describes the network of a run directory or snapshot: the run's own configuration."""
+    from cartridge_jax import checkpoint, loop, nets  # the training machinery, only when loading
 
     path = pathlib.Path(path)
     if (path / "manifest.json").is_file():
@@ -401,9 +483,19 @@ def load_model(config, path) -> tuple[Game, search.ApplyFn, Any, int]:
             raise ValueError(f"{path} holds a {game.name} model, not {config.common.game}: "
                              f"evaluate it with game {game.name}")
         return game, network.apply, params, int(manifest.get("iteration", 0))
+    if path.suffix == ".msgpack" and path.is_file():
+        game = games_lib.make(config.common.game)
+        network = nets.make_network(config.model, game)
+        template = jax.eval_shape(lambda: nets.init_params(network, game, jax.random.key(0)))
+        try:
+            params = checkpoint.load_snapshot(path, template)
+        except checkpoint.CheckpointError as error:
+            raise ValueError(str(error)) from None
+        iteration = checkpoint.snapshot_iteration(path)
+        return game, network.apply, params, iteration
     if not path.is_dir():
-        raise ValueError(f"model {path} is neither a run directory nor an exported model folder "
-                         "(with manifest.json)")
+        raise ValueError(f"model {path} is neither a run directory, an exported model folder "
+                         "(with manifest.json) nor a snapshot (.msgpack)")
     run_config = config.model_copy(
         update={"common": config.common.model_copy(update={"run_dir": str(path)})})
     try:

@@ -2,7 +2,8 @@
 
     manifest = export_model(game, network, params, config.model, model_dir(run_dir, game.name),
                             step=..., iteration=..., opset=config.export.onnx_opset,
-                            ir_version=config.export.onnx_ir_version)
+                            ir_version=config.export.onnx_ir_version,
+                            agent=agent_settings(config))
     game, network, params, manifest = load_exported(directory)
 
 The output folder (normally `<run_dir>/models/<game>/`) receives:
@@ -12,7 +13,8 @@ The output folder (normally `<run_dir>/models/<game>/`) receives:
                             value          float32[batch]      (side to move's view)
     params.msgpack  the same parameters (flax.serialization), so Python can search with them
     network.json    {game, encoding_version, model}: what rebuilds the network in Python
-    manifest.json   {game, encoding_version, step, iteration, sha256 (of model.onnx), ...}
+    manifest.json   {game, encoding_version, step, iteration, sha256 (of model.onnx),
+                     agent: {simulations, c_puct} (the web bot's default strength), ...}
 
 Every file is replaced atomically and manifest.json comes last, so a page that polls the
 manifest and then fetches `model.onnx?v=<sha256>` never meets a half-written model.
@@ -41,7 +43,7 @@ import pydantic
 
 from cartridge_jax import checkpoint, games, nets
 from cartridge_jax import io as io_lib
-from cartridge_jax.config import ModelConfig
+from cartridge_jax.config import Config, ModelConfig
 from cartridge_jax.stats import utc_now
 
 MODEL_FILE = "model.onnx"
@@ -63,6 +65,11 @@ def model_dir(run_dir: str | pathlib.Path, game_name: str) -> pathlib.Path:
     return pathlib.Path(run_dir) / "models" / game_name
 
 
+def agent_settings(config: Config) -> dict[str, Any]:
+    """The playing agent's search settings, which the web page's bot takes as its default."""
+    return {"simulations": config.evaluation.simulations, "c_puct": config.mcts.c_puct}
+
+
 def export_model(
     game: games.Game,
     network: Any,
@@ -74,11 +81,14 @@ def export_model(
     iteration: int,
     opset: int,
     ir_version: int,
+    agent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Writes model.onnx, params.msgpack, network.json and manifest.json into `out_dir`.
 
-    `network` is `nets.make_network(model_config, game)`; `params` its parameters. Returns the
-    manifest. Raises ExportError for an opset / IR version pair that cannot be written.
+    `network` is `nets.make_network(model_config, game)`; `params` its parameters; `agent` the
+    `agent_settings` of the run's configuration (default: those of the default configuration).
+    Returns the manifest. Raises ExportError for an opset / IR version pair that cannot be
+    written.
     """
     model_config = model_config.model_copy(update={"dtype": "float32"})
     float32_network = network.clone(dtype=jnp.float32)
@@ -108,6 +118,7 @@ def export_model(
         "onnx_opset": opset,
         "onnx_ir_version": ir_version,
         "network": nets.describe(float32_network, params),
+        "agent": agent_settings(Config()) if agent is None else agent,
     }
     out_dir = pathlib.Path(out_dir)
     io_lib.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)

@@ -3,8 +3,15 @@
 Each phase is compiled once per configuration and run in a few jitted chunks; the host only
 updates progress bars, checks for a stop request and a finite loss between chunks. A run
 directory holds orbax checkpoints (everything needed to continue: params, optimizer, replay
-buffer, self-play games, RNG), `stats.json` and, with `export.enabled`, the network exported at
-each checkpoint to `models/<game>/` (see export.py); rerunning the same command resumes.
+buffer, self-play games, RNG), `stats.json`, parameter snapshots in `snapshots/` (see
+checkpoint.py) and, with `export.enabled`, the network exported at each checkpoint to
+`models/<game>/` (see export.py); rerunning the same command resumes.
+
+Every `evaluation.interval` iterations the network plays `evaluation.games` games against each
+configured opponent and against the best network so far ("best"; at first the initial network),
+and is measured on the `evaluation.benchmarks` position sets. A score of at least
+`evaluation.win_threshold` against the best makes it the new best: kept in memory for the next
+evaluations and on disk as its snapshot, named by stats.json's `best_model`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, TextIO
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.tree_util import Partial
 from tqdm import tqdm
 
 from cartridge_jax import arena, evaluate, learner, nets, replay, selfplay
@@ -66,7 +74,7 @@ class Trainer:
         self.schedule = learner.learning_rate_schedule(config)
         self.selfplay_chunk = chunk_length(config.selfplay.moves_per_iteration, MAX_SELFPLAY_CHUNK)
         self.train_chunk = chunk_length(config.training.steps_per_iteration, MAX_TRAIN_CHUNK)
-        self.opponents = tuple(config.evaluation.opponents)
+        self.opponent_names = (*config.evaluation.opponents, "best")
         self.eval_games = 2 * max(1, config.evaluation.games // 2)  # even: half each colour
 
         apply = self.network.apply
@@ -80,9 +88,6 @@ class Trainer:
                 learner.train, game, apply, self.optimizer, cfg, steps=self.train_chunk
             ),
             donate_argnums=(0,),
-        )
-        self._evaluate = jax.jit(
-            functools.partial(_evaluate, game, apply, cfg, self.opponents, self.eval_games)
         )
 
     def initial_state(self) -> RunState:
@@ -100,6 +105,41 @@ class Trainer:
             ),
             key=key,
         )
+
+    def agent(self, params) -> evaluate.Agent:
+        """The evaluated agent (and the best model's) with `params`."""
+        return evaluate.search_agent(self.game, self.network.apply, params,
+                                     self.config.evaluation.simulations, self.config.mcts.c_puct)
+
+    @functools.cached_property
+    def opponents(self) -> tuple[evaluate.Agent, ...]:
+        """The configured opponents' agents (models loaded once); ConfigError if one cannot be."""
+        try:
+            return tuple(
+                evaluate.opponent_agent(self.game, name, c_puct=self.config.mcts.c_puct,
+                                        simulations=self.config.evaluation.simulations)
+                for name in self.config.evaluation.opponents)
+        except ValueError as error:
+            raise config_lib.ConfigError(f"evaluation.opponents: {error}") from None
+
+    @functools.cached_property
+    def benchmarks(self) -> tuple[evaluate.PositionSet, ...]:
+        """The configured position sets, loaded once; ConfigError if one cannot be."""
+        limit = self.config.evaluation.benchmark_positions
+        try:
+            return tuple(evaluate.load_benchmark(self.game, name, limit=limit)
+                         for name in self.config.evaluation.benchmarks)
+        except ValueError as error:
+            raise config_lib.ConfigError(f"evaluation.benchmarks: {error}") from None
+
+    def match(self, params, best_params, index: int, key: jax.Array) -> arena.MatchResult:
+        """The agent with `params` against opponent `opponent_names[index]` ("best": the agent
+        with `best_params`). One compilation serves every opponent: the opponent is picked
+        inside it by `lax.switch`, and parameters are arguments."""
+        opponents = (*self.opponents, self.agent(best_params))
+        opponent = Partial(_switch, opponents, jnp.int32(index))
+        return arena.result(evaluate.play(self.game, self.agent(params), opponent,
+                                          self.eval_games, key))
 
     def identity(self, params) -> dict[str, Any]:
         """What a checkpoint must match to be resumed by this configuration."""
@@ -119,20 +159,8 @@ def _selfplay_and_store(game, apply, config, moves, params, games, buffer, key):
     return games, replay.add(buffer, trajectory), jnp.sum(trajectory.terminated)
 
 
-def _evaluate(game, apply, config, opponents, num_games, params, opponent_index, key):
-    """(wins, draws, losses) of the agent against baseline `opponents[opponent_index]`.
-
-    The opponent is picked by `lax.switch`, so all baselines share one compilation.
-    """
-
-    agent = evaluate.search_agent(
-        game, apply, params, config.evaluation.simulations, config.mcts.c_puct)
-    baselines = [arena.baseline(game, name) for name in opponents]
-
-    def opponent(key, states):
-        return jax.lax.switch(opponent_index, baselines, key, states)
-
-    return arena.play(game, agent, opponent, num_games, key)
+def _switch(opponents, index, key, states):
+    return jax.lax.switch(index, opponents, key, states)
 
 
 def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
@@ -170,6 +198,14 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self._previous)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Best:
+    """The best network so far: the evaluation's "best" opponent."""
+
+    params: Any  # a host copy (training donates the device buffers)
+    iteration: int  # 0 for the initial network
+
+
 @dataclasses.dataclass
 class _Counters:
     positions_generated: int = 0
@@ -198,7 +234,10 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     stats_path = run_dir / "stats.json"
     state = trainer.initial_state()
+    initial_params = jax.device_get(state.train_state.params)
     identity = trainer.identity(state.train_state.params)
+    if config.evaluation.interval:  # a bad opponent or benchmark stops the run before it starts
+        _ = trainer.opponents, trainer.benchmarks
     checkpoints = checkpoint_lib.Checkpoints(
         run_dir / "checkpoints", max_to_keep=config.training.max_checkpoints
     )
@@ -216,6 +255,7 @@ def run(
         stats = stats_lib.new_stats(
             trainer.game.name, uuid.uuid4().hex[:12], config.model_dump(mode="json")
         )
+    best = _resumed_best(stats, done, run_dir, initial_params, state, out)
     if done >= config.training.iterations:
         print(f"{run_dir} already has {done} iterations; raise --training.iterations to train "
               "more.", file=out)
@@ -230,11 +270,15 @@ def run(
     try:
         with _StopRequest() as stop:
             for iteration in range(done + 1, config.training.iterations + 1):
-                state, stats, counters, cut_short = _iteration(
-                    trainer, state, stats, counters, iteration, last_saved, stop, out, progress
+                state, stats, counters, best, cut_short = _iteration(
+                    trainer, state, stats, counters, best, iteration, last_saved, stop, out,
+                    progress
                 )
                 final = iteration == config.training.iterations
                 save = cut_short or final or iteration % config.training.checkpoint_interval == 0
+                snapshots = config.training.snapshot_interval
+                if best.iteration == iteration or (snapshots and iteration % snapshots == 0):
+                    checkpoint_lib.save_snapshot(run_dir, iteration, state.train_state.params)
                 if save:
                     stats = stats.model_copy(update={"last_checkpoint": iteration})
                 # Stats first: a run that dies between the two redoes this iteration on resume,
@@ -260,6 +304,22 @@ def run(
             exporter.close()
         checkpoints.close()
     return stats
+
+
+def _resumed_best(stats, done, run_dir, initial_params, state, out) -> _Best:
+    """The best network as of iteration `done`: the last promoted one up to it (its snapshot),
+    else the initial network."""
+    promoted = [e.iteration for e in stats.eval_history
+                if e.became_new_best and e.iteration <= done]
+    if not promoted:
+        return _Best(initial_params, 0)
+    path = checkpoint_lib.snapshot_path(run_dir, promoted[-1])
+    try:
+        return _Best(checkpoint_lib.load_snapshot(path, initial_params), promoted[-1])
+    except checkpoint_lib.CheckpointError as error:
+        print(f"Warning: the best network's snapshot is unusable ({error}); the network of "
+              f"iteration {done} stands in for it", file=out)
+        return _Best(jax.device_get(state.train_state.params), done)
 
 
 class _Exporter:
@@ -307,12 +367,13 @@ def _export(trainer, params, step, iteration, run_dir) -> tuple[pathlib.Path, fl
         trainer.game, trainer.network, params, trainer.config.model, folder,
         step=step, iteration=iteration,
         opset=trainer.config.export.onnx_opset, ir_version=trainer.config.export.onnx_ir_version,
+        agent=export_lib.agent_settings(trainer.config),
     )
     return folder, time.perf_counter() - started
 
 
-def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out, progress):
-    """One iteration; returns (state, stats, counters, cut_short by a stop request)."""
+def _iteration(trainer, state, stats, counters, best, iteration, last_saved, stop, out, progress):
+    """One iteration; returns (state, stats, counters, best, cut_short by a stop request)."""
     config = trainer.config
     started = time.perf_counter()
     key, selfplay_key, train_key, eval_key = jax.random.split(state.key, 4)
@@ -354,15 +415,13 @@ def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out
                     break
     state = RunState(train_state, buffer, games, key)
 
-    eval_results = {}
+    step = int(train_state.step)
+    entries, points = [], []
     interval = config.evaluation.interval
     final = iteration == config.training.iterations
     if interval and (iteration % interval == 0 or final) and not stop.requested:
-        with bar(total=len(trainer.opponents), desc=f"{iteration} evaluate", unit="opp") as pbar:
-            for index, name in enumerate(trainer.opponents):
-                counts = trainer._evaluate(train_state.params, index, jax.random.fold_in(eval_key, index))
-                eval_results[name] = arena.result(counts)
-                pbar.update(1)
+        entries, points, best = _evaluate(trainer, train_state.params, best, iteration, step,
+                                          eval_key, bar)
 
     elapsed = time.perf_counter() - started
     counters = _Counters(
@@ -371,7 +430,6 @@ def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out
         samples_seen=counters.samples_seen + len(losses_seen) * trainer.train_chunk * config.training.batch_size,
         wall_time_s=counters.wall_time_s + elapsed,
     )
-    step = int(train_state.step)
     mean_losses = (
         {field: float(sum(getattr(l, field) for l in losses_seen) / len(losses_seen))
          for field in ("total", "policy", "value")}
@@ -386,27 +444,61 @@ def _iteration(trainer, state, stats, counters, iteration, last_saved, stop, out
         positions_generated=counters.positions_generated, games_played=counters.games_played,
         wall_time_s=counters.wall_time_s, replay_capacity=buffer.capacity,
     )
-    if eval_results:
-        stats = stats_lib.record_eval(stats, [
-            stats_lib.eval_entry(step=step, iteration=iteration, opponent=name, wins=r.wins,
-                                 draws=r.draws, losses=r.losses)
-            for name, r in eval_results.items()])
+    if entries:
+        stats = stats_lib.record_eval(stats, entries)
+        stats = stats_lib.record_benchmarks(stats, points)
     if config.common.log_level in ("debug", "info"):
         tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
                                  learning_rate, positions / selfplay_s, finished / selfplay_s,
-                                 eval_results, counters.wall_time_s), file=out)
-    return state, stats, counters, stop.requested
+                                 entries, points, counters.wall_time_s), file=out)
+    return state, stats, counters, best, stop.requested
+
+
+def _evaluate(trainer, params, best, iteration, step, key, bar):
+    """(eval entries, benchmark points, best): matches against every opponent and the best
+    network, then the benchmark sets; the network becomes the best on a high enough score."""
+    match_key, benchmark_key = jax.random.split(key)
+    results, measures = {}, {}
+    with bar(total=len(trainer.opponent_names) + len(trainer.benchmarks),
+             desc=f"{iteration} evaluate", unit="test") as pbar:
+        for index, name in enumerate(trainer.opponent_names):
+            results[name] = trainer.match(params, best.params, index,
+                                          jax.random.fold_in(match_key, index))
+            pbar.update(1)
+        for index, positions in enumerate(trainer.benchmarks):
+            measures[positions.name] = positions.measure(
+                trainer.agent(params), jax.random.fold_in(benchmark_key, index))
+            pbar.update(1)
+    promoted = results["best"].score >= trainer.config.evaluation.win_threshold
+    entries = [
+        stats_lib.eval_entry(step=step, iteration=iteration, opponent=name, wins=result.wins,
+                             draws=result.draws, losses=result.losses,
+                             became_new_best=promoted and name == "best")
+        for name, result in results.items()]
+    points = [
+        stats_lib.BenchmarkPoint(step=step, iteration=iteration, name=name, metric=metric,
+                                 value=value)
+        for name, measure in measures.items() for metric, value in measure.items()
+        if metric != "n"]
+    return entries, points, _Best(jax.device_get(params), iteration) if promoted else best
 
 
 def _summary_line(iteration, iterations, step, losses, learning_rate, positions_per_s,
-                  games_per_s, eval_results, wall_time_s) -> str:
+                  games_per_s, entries, points, wall_time_s) -> str:
     parts = [f"iter {iteration}/{iterations}", f"step {step}"]
     if losses["total"] is not None:
         parts.append(f"loss {losses['total']:.3f} (policy {losses['policy']:.3f}, "
                      f"value {losses['value']:.3f})")
     parts.append(f"lr {learning_rate:.1e}")
     parts.append(f"{positions_per_s:,.0f} pos/s, {games_per_s:,.0f} games/s")
-    for name, result in eval_results.items():
-        parts.append(f"vs {name} W/D/L {result.wins}/{result.draws}/{result.losses}")
+    for entry in entries:
+        promoted = " new best" if entry.became_new_best else ""
+        parts.append(f"vs {entry.opponent} W/D/L {entry.wins}/{entry.draws}/{entry.losses}"
+                     f"{promoted}")
+    shown = {}  # the first measure of each benchmark set, e.g. its mistake rate
+    for point in points:
+        shown.setdefault(point.name, point)
+    parts += [f"{point.name.split('/')[-1]} {point.metric} {point.value:.3f}"
+              for point in shown.values() if point.value is not None]
     parts.append(f"{wall_time_s:.1f} s")
     return " | ".join(parts)

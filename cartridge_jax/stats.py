@@ -113,7 +113,10 @@ class EvalEntry(BaseModel):
 
     step: int = Field(description="gradient steps of the evaluated network")
     iteration: int = Field(description="iteration of the evaluated network")
-    opponent: str = Field(description='who it played: "random", "greedy", "best", ...')
+    opponent: str = Field(
+        description='who it played: an opponent name ("random", "alphabeta:3", ...) or "best", '
+        "the best network before this evaluation"
+    )
     games: int = Field(ge=1, description="games played, wins + draws + losses")
     wins: int = Field(ge=0, description="games the evaluated network won")
     draws: int = Field(ge=0, description="drawn games")
@@ -139,7 +142,10 @@ class BestModel(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    iteration: int = Field(description="iteration of the best network")
+    iteration: int = Field(
+        description="iteration of the best network; its parameters are in "
+        "snapshots/iter_<iteration>.msgpack"
+    )
     step: int = Field(description="gradient steps of the best network")
 
 
@@ -150,8 +156,14 @@ class BenchmarkPoint(BaseModel):
 
     step: int = Field(description="gradient steps of the measured network")
     iteration: int = Field(description="iteration of the measured network")
-    name: str = Field(description='the benchmark, e.g. "connect4/Test_L2_R1"')
-    metric: str = Field(description='what value measures, e.g. "mistake_rate"')
+    name: str = Field(
+        description='the position set, e.g. "connect4/Test_L2_R1" (its first '
+        'evaluation.benchmark_positions positions) or "tictactoe/exhaustive"'
+    )
+    metric: str = Field(
+        description='what value measures: "mistake_rate", "optimal_rate" (Connect 4, '
+        'TicTacToe), "best_move_rate", "mean_disc_loss", "unknown_move_rate" (Othello)'
+    )
     value: _Float = Field(None, description="the measurement, in the unit the metric names")
 
 
@@ -245,8 +257,8 @@ def record_iteration(
     Counters are run totals, not increments. `replay_capacity` and `last_checkpoint` keep their
     old values when None. If `iteration` is not after the last recorded one (the run resumed
     from an older checkpoint), the history, evaluations and benchmarks of that iteration and
-    later are dropped first: they belong to training that was undone (best_model is left to
-    the caller). So record an iteration before recording its evaluations.
+    later are dropped first: they belong to training that was undone, and best_model goes back
+    to the last promotion still recorded. So record an iteration before its evaluations.
     """
     losses = Losses.model_validate(dict(losses)) if isinstance(losses, Mapping) else losses
     throughput = (
@@ -463,16 +475,21 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _drop_from(stats: Stats, iteration: int) -> Stats:
-    """Stats without the history, evaluations and benchmarks of `iteration` and later."""
+    """Stats without the history, evaluations and benchmarks of `iteration` and later, and
+    best_model as of before it."""
     if not stats.history or stats.history[-1].iteration < iteration:
         return stats
     eval_history = [e for e in stats.eval_history if e.iteration < iteration]
     last_eval = {e.opponent: e for e in eval_history}
+    promotions = [e for e in eval_history if e.became_new_best]
+    best_model = (BestModel(iteration=promotions[-1].iteration, step=promotions[-1].step)
+                  if promotions else None)
     return stats.model_copy(
         update={
             "history": [p for p in stats.history if p.iteration < iteration],
             "eval_history": eval_history,
             "last_eval": last_eval,
+            "best_model": best_model,
             "benchmarks": [b for b in stats.benchmarks if b.iteration < iteration],
         }
     )

@@ -1,4 +1,7 @@
-"""Benchmarks: `python scripts/bench.py --help` (the same as `python -m cartridge_jax bench`)."""
+"""Benchmarks: `python scripts/bench.py --help` (the same as `python -m cartridge_jax bench`).
+
+    python scripts/bench.py --suite all --repeats 3   # every suite; see docs/performance.md
+"""
 
 import sys
 

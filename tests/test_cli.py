@@ -8,7 +8,8 @@ import pytest
 
 from cartridge_jax import cli
 
-COMMANDS = ["config", "perft", "demo", "bench", "train", "export", "eval"]
+COMMANDS = ["config", "perft", "demo", "bench", "train", "export", "eval", "serve", "play",
+            "ladder", "ship"]
 
 
 def run(capsys, monkeypatch, tmp_path, *argv, env=None):

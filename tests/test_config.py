@@ -290,6 +290,45 @@ def test_bad_literal_choice_lists_the_choices():
     )
 
 
+def test_opponent_names_are_checked_one_by_one():
+    config, _ = load(flags={"evaluation.opponents": '["alphabeta:3", "mcts-rollout:200", '
+                                                    '"runs/old/models/connect4", "perfect"]'})
+    assert config.evaluation.opponents == ("alphabeta:3", "mcts-rollout:200",
+                                           "runs/old/models/connect4", "perfect")
+    assert error_of(flags={"evaluation.opponents": '["random", "minimax"]'}) == (
+        'evaluation.opponents = ["random", "minimax"] (from flag --evaluation.opponents): '
+        "unknown opponent 'minimax': use random, greedy, perfect (TicTacToe), "
+        "mcts-rollout:<simulations>, alphabeta:<depth> or a model folder path with a '/' in it")
+    assert error_of(flags={"evaluation.opponents": '["alphabeta:0"]'}).endswith(
+        "opponent 'alphabeta:0': write alphabeta:<depth> with a whole number of 1 or more, "
+        "e.g. alphabeta:3")
+    assert error_of(flags={"evaluation.opponents": '["random", "random"]'}).endswith(
+        "names an opponent twice")
+    assert "unknown opponent 'best'" in error_of(flags={"evaluation.opponents": '["best"]'})
+
+
+def test_benchmark_names_are_checked():
+    config, _ = load(flags={"common.preset": "connect4-cpu"})
+    assert config.evaluation.benchmarks == tuple(cfg.CONNECT4_BENCHMARKS)
+    assert error_of(flags={"evaluation.benchmarks": '["pons.csv"]'}).endswith(
+        "benchmark 'pons.csv': use a Connect 4 .jsonl or Othello .obf file (e.g. "
+        '"connect4/Test_L2_R1.jsonl") or "exhaustive"')
+
+
+def test_recorded_config_of_a_run(tmp_path):
+    from cartridge_jax import stats
+
+    recorded, _ = load(flags={"common.game": "connect4", "model.mlp_hidden": "[7]"})
+    stats.write_stats(tmp_path / "stats.json", stats.new_stats(
+        "connect4", "run", recorded.model_dump(mode="json")))
+    config = cfg.recorded_config(tmp_path, flags={"mcts.simulations": 3})
+    assert config.model.mlp_hidden == (7,) and config.common.game == "connect4"
+    assert config.mcts.simulations == 3 and config.common.run_dir == str(tmp_path)
+    (tmp_path / "stats.json").write_text("{}")
+    with pytest.raises(ConfigError, match="stats.json has no integer schema_version"):
+        cfg.recorded_config(tmp_path)
+
+
 def test_several_problems_are_counted_on_one_line():
     message = error_of(flags={"mcts.simulations": "0", "training.batch_size": "0"})
     assert message.startswith("mcts.simulations = 0") and "(and 1 more problem(s))" in message

@@ -111,6 +111,23 @@ def test_connect4_bad_files(tmp_path, content, problem):
         evaluate.connect4_benchmark(column4_agent, path, key=KEY)
 
 
+def test_load_benchmark_by_refdata_name_and_limit():
+    game = games.make("connect4")
+    positions = evaluate.load_benchmark(game, "connect4/Test_L2_R1.jsonl", limit=30)
+    assert positions.name == "connect4/Test_L2_R1"
+    assert positions.states.current_player.shape == (30,)
+    lines = [json.loads(line) for line in
+             (REFDATA / "connect4" / "Test_L2_R1.jsonl").read_text().splitlines()[:30]]
+    mistake_rate, optimal_rate = expected_rates(lines, lambda s: 4 if 4 in s else min(s))
+    assert positions.measure(column4_agent, KEY) == {
+        "mistake_rate": mistake_rate, "optimal_rate": optimal_rate, "n": 30}
+    othello = evaluate.load_benchmark(games.make("othello"), "othello/fforum-1-19.obf", limit=5)
+    assert othello.name == "othello/fforum-1-19" and othello.measure(
+        lookup_agent(obf_lines()[:5], lambda listed: listed[0]), KEY)["best_move_rate"] == 1.0
+    with pytest.raises(ValueError, match="exhaustive evaluation is for TicTacToe only"):
+        evaluate.load_benchmark(game, "exhaustive")
+
+
 def test_missing_positions_file(tmp_path):
     with pytest.raises(ValueError, match="cannot read positions file"):
         evaluate.connect4_benchmark(column4_agent, tmp_path / "missing.jsonl", key=KEY)
@@ -246,7 +263,7 @@ def test_random_against_perfect_loses_a_lot():
 
 def test_arena_errors(perfect):
     tictactoe, connect4 = games.make("tictactoe"), games.make("connect4")
-    with pytest.raises(ValueError, match="unknown opponent 'minimax': use one of random, greedy"):
+    with pytest.raises(ValueError, match="unknown opponent 'minimax': use random, greedy"):
         evaluate.arena_match(tictactoe, perfect, "minimax", 8, KEY)
     with pytest.raises(ValueError, match="TicTacToe only, not Connect 4"):
         evaluate.arena_match(connect4, column4_agent, "perfect", 8, KEY)
@@ -281,6 +298,9 @@ def test_evaluate_a_run_directory(run_dir):
                       **expected}
     match = evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="perfect")
     assert match["opponent"] == "perfect" and match["games"] == 8 and match["wins"] == 0
+    match = evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="alphabeta:2")
+    assert match["opponent"] == "alphabeta:2" and match["games"] == 8
+    assert match["wins"] + match["draws"] + match["losses"] == 8
 
 
 def test_evaluate_an_exported_model(tmp_path):
@@ -297,6 +317,11 @@ def test_evaluate_an_exported_model(tmp_path):
     assert result["iteration"] == 2
     assert result["optimal_rate"] == evaluate.tictactoe_exhaustive(
         agent, key=jax.random.key(cfg.common.seed))["optimal_rate"]
+    # A model folder as the opponent: the raw network is deterministic, so against itself
+    # each game is played once from each side and the score is exactly one half.
+    match = evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0,
+                              opponent=str(tmp_path), games=4)
+    assert match["wins"] == match["losses"] and match["score"] == 0.5
     connect4_cfg, _ = config.load_config(env={}, flags={"common.game": "connect4"})
     with pytest.raises(ValueError, match="holds a tictactoe model, not connect4"):
         evaluate.evaluate(connect4_cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)
@@ -315,7 +340,7 @@ def test_evaluate_errors(run_dir, tmp_path):
     ]:
         with pytest.raises(ValueError, match=problem):
             evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, **kwargs)
-    with pytest.raises(ValueError, match="neither a run directory nor an exported model"):
+    with pytest.raises(ValueError, match="neither a run directory, an exported model folder"):
         evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path / "missing", exhaustive=True)
     with pytest.raises(ValueError, match="no checkpoint"):
         evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)

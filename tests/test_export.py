@@ -30,12 +30,14 @@ from helpers import TINY_TOML, random_trajectory
 PINNED = ExportConfig()  # the configured defaults: what the web page gets
 WEB_MAX_IR_VERSION = 13  # onnxruntime-web 1.30 refuses newer files (DESIGN.md)
 WEB_MAX_OPSET = 26
+AGENT = {"simulations": 9, "c_puct": 1.5}
 BATCHES = (1, 7)
 ATOL = 1e-4
 FILES = [export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE, export.MANIFEST_FILE]
 MANIFEST_KEYS = {
     "game", "encoding_version", "step", "iteration", "sha256", "params_sha256",
     "observation_shape", "num_actions", "created", "onnx_opset", "onnx_ir_version", "network",
+    "agent",
 }
 SMALL = {
     "tictactoe": ModelConfig(kind="mlp", mlp_hidden=(16, 16), value_hidden=8),
@@ -66,7 +68,7 @@ def export_small(name, out_dir, *, dtype="float32", opset=PINNED.onnx_opset,
                  ir_version=PINNED.onnx_ir_version) -> dict:
     game, model_config, network, params = small_net(name, dtype)
     return export.export_model(game, network, params, model_config, out_dir, step=12,
-                               iteration=3, opset=opset, ir_version=ir_version)
+                               iteration=3, opset=opset, ir_version=ir_version, agent=AGENT)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +171,7 @@ def test_manifest_describes_the_files(exported, name):
     assert (manifest["onnx_opset"], manifest["onnx_ir_version"]) == (
         PINNED.onnx_opset, PINNED.onnx_ir_version)
     assert manifest["network"] == nets.describe(network, params)
+    assert manifest["agent"] == AGENT
     for file, key in ((export.MODEL_FILE, "sha256"), (export.PARAMS_FILE, "params_sha256")):
         assert manifest[key] == hashlib.sha256((folder / file).read_bytes()).hexdigest()
     created = datetime.datetime.fromisoformat(manifest["created"])
@@ -259,6 +262,9 @@ def test_training_exports_at_each_checkpoint(trained_run):
     assert sorted(os.listdir(folder)) == sorted(FILES)
     manifest = json.loads((folder / export.MANIFEST_FILE).read_text())
     assert (manifest["iteration"], manifest["step"]) == (1, 4)
+    # The web bot's default strength: the evaluation's simulations (4 in TINY_TOML), the
+    # search's c_puct (default).
+    assert manifest["agent"] == {"simulations": 4, "c_puct": config_lib.MctsConfig().c_puct}
     assert output.count("Exported the network to") == 1
     game, network, params, _ = export.load_exported(folder)
     _assert_parity(_session(folder / export.MODEL_FILE), game, network, params)

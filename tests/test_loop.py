@@ -8,6 +8,7 @@ killed or interrupted.
 """
 
 import io
+import json
 import os
 import pathlib
 import re
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import learner, loop
 from cartridge_jax import config as config_lib
 from cartridge_jax import stats as stats_lib
@@ -34,7 +36,7 @@ CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py 
 STEPS = 4  # training.steps_per_iteration
 POSITIONS = 8 * 8  # selfplay.games x moves_per_iteration: positions of one whole iteration
 EVAL_GAMES = 4
-OPPONENTS = {"random", "greedy"}
+OPPONENTS = {"random", "greedy", "best"}  # the configured opponents and the best model
 SUBPROCESS_ITERATIONS = 8  # enough that a signal sent after iteration 1 lands before the end
 SUBPROCESS_TIMEOUT_S = 300
 
@@ -246,6 +248,115 @@ def test_death_between_checkpoint_and_stats_loses_no_iteration(
     _train(tiny_toml, run_dir, iterations=3)  # rerun the same command
     _check_consecutive(_stats(run_dir), 3)
     assert _checkpoint_iterations(run_dir)[-1] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The best model and snapshots
+
+
+def _snapshot_iterations(run_dir) -> list[int]:
+    return list(checkpoint_lib.snapshots(run_dir))
+
+
+def test_base_run_keeps_snapshots_of_its_promotions_only(base_run):
+    run_dir, stats, _ = base_run
+    promoted = [e.iteration for e in stats.eval_history if e.became_new_best]
+    assert all(e.opponent == "best" for e in stats.eval_history if e.became_new_best)
+    for entry in stats.eval_history:
+        if entry.opponent == "best":
+            assert entry.became_new_best == (entry.score >= 0.55)
+    assert _snapshot_iterations(run_dir) == promoted  # snapshot_interval 10: none periodic
+    assert stats.best_model == (stats_lib.BestModel(iteration=promoted[-1],
+                                                    step=promoted[-1] * STEPS)
+                                if promoted else None)
+
+
+@pytest.fixture(scope="module")
+def promoting_run(tiny_toml, tmp_path_factory):
+    """A 2-iteration run where every evaluation promotes (win_threshold 0), resumed to 3."""
+    run_dir = tmp_path_factory.mktemp("promoting") / "run"
+    flags = {"evaluation.win_threshold": 0.0, "training.snapshot_interval": 0}
+    _train(tiny_toml, run_dir, **flags)
+    first = _stats(run_dir)
+    params_2 = _restore(tiny_toml, run_dir)[0].train_state.params
+    best_played = []  # the best network's parameters each match of the resumed run was given
+    match = loop.Trainer.match
+
+    def spy(trainer, params, best_params, index, key):
+        best_played.append(best_params)
+        return match(trainer, params, best_params, index, key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop.Trainer, "match", spy)
+        _, resumed_output = _train(tiny_toml, run_dir, iterations=3, **flags)
+    return run_dir, first, params_2, resumed_output, best_played
+
+
+def test_every_evaluation_promotes_at_threshold_zero(promoting_run):
+    run_dir, first, params_2, output, _ = promoting_run
+    assert [(e.iteration, e.became_new_best) for e in first.eval_history
+            if e.opponent == "best"] == [(1, True), (2, True)]
+    assert not any(e.became_new_best for e in first.eval_history if e.opponent != "best")
+    assert first.best_model == stats_lib.BestModel(iteration=2, step=2 * STEPS)
+    # The best network is on disk as its snapshot: the checkpoint's parameters.
+    assert _trees_equal(checkpoint_lib.load_snapshot(checkpoint_lib.snapshot_path(run_dir, 2),
+                                                     params_2), params_2)
+    resumed = _stats(run_dir)
+    assert "Warning" not in output and "new best" in output
+    assert resumed.best_model == stats_lib.BestModel(iteration=3, step=3 * STEPS)
+    assert _snapshot_iterations(run_dir) == [1, 2, 3]
+
+
+def test_resumed_run_plays_the_best_network_from_its_snapshot(promoting_run):
+    _, _, params_2, _, best_played = promoting_run
+    # Iteration 3 after resuming: every match gets iteration 2's network as the best.
+    assert best_played and all(_trees_equal(best, params_2) for best in best_played)
+
+
+def test_periodic_snapshots(tiny_toml, tmp_path):
+    run_dir = tmp_path / "run"
+    _train(tiny_toml, run_dir, iterations=2, **{"training.snapshot_interval": 2,
+                                                 "evaluation.interval": 0})
+    assert _snapshot_iterations(run_dir) == [2]
+    stats = _stats(run_dir)
+    assert stats.eval_history == [] and stats.best_model is None
+
+
+def test_benchmarks_are_recorded(tiny_toml, tmp_path):
+    stats, output = _train(tiny_toml, tmp_path / "run", iterations=1,
+                           **{"evaluation.benchmarks": '["exhaustive"]'})
+    (point,) = stats.benchmarks
+    assert (point.iteration, point.name, point.metric) == (1, "tictactoe/exhaustive",
+                                                            "optimal_rate")
+    assert 0 < point.value < 1
+    assert f"exhaustive optimal_rate {point.value:.3f}" in output
+
+
+@pytest.mark.slow
+def test_ladder_rates_the_snapshots(promoting_run, run_cli, tmp_path):
+    run_dir = promoting_run[0]
+    status, out, err = run_cli("ladder", "--game", "tictactoe", "--snapshots", str(run_dir),
+                               "--opponents", "random", "--games", "4",
+                               "--json-out", str(tmp_path / "ladder.json"))
+    assert status == 0, err
+    result = json.loads((tmp_path / "ladder.json").read_text())
+    names = {player["name"] for player in result["players"]}
+    assert names == {"random", "iter_1", "iter_2", "iter_3"}
+    random = next(p for p in result["players"] if p["name"] == "random")
+    assert random["elo"] == 0
+    # Each snapshot against random, and against the next snapshot: 3 + 2 matches.
+    assert len(result["matches"]) == 5
+    assert all(m["wins"] + m["draws"] + m["losses"] == 4 for m in result["matches"])
+    assert out.splitlines()[0].split() == ["player", "elo", "+-", "games", "score"]
+
+
+def test_bad_opponent_stops_before_training(tiny_toml, tmp_path, run_cli):
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir",
+                             str(tmp_path / "run"), "--evaluation.opponents",
+                             '["./no/such/model"]', "--no-progress")
+    assert status == 2
+    assert "evaluation.opponents:" in _error_line(err)
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,25 +1,34 @@
 """Each training phase compiles once per configuration: repeated chunks and iterations, and
-every evaluation opponent, reuse the first compilation (no shape, dtype or weak-type drift)."""
+every evaluation opponent (the best model included) and benchmark, reuse the first compilation
+(no shape, dtype or weak-type drift)."""
 
 import jax
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import loop
+from cartridge_jax import evaluate, loop
 from helpers import TINY_TOML
 
 
 def test_phases_compile_once(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
-    config, _ = config_lib.load_config(config_file=str(tmp_path / "tiny.toml"), env={})
+    config, _ = config_lib.load_config(config_file=str(tmp_path / "tiny.toml"), env={}, flags={
+        "evaluation.opponents": '["random", "perfect", "alphabeta:2", "mcts-rollout:8"]',
+        "evaluation.benchmarks": '["exhaustive"]'})
     trainer = loop.Trainer(config)
     state = trainer.initial_state()
     train_state, buffer, games = state.train_state, state.buffer, state.games
+    best_params = jax.device_get(train_state.params)
+    matches, moves = evaluate._play._cache_size(), evaluate._act._cache_size()
     for iteration in range(3):
         key = jax.random.key(iteration)
         games, buffer, _ = trainer._selfplay(train_state.params, games, buffer, key)
         train_state, _ = trainer._train(train_state, buffer, key)
-        for index in range(len(trainer.opponents)):
-            trainer._evaluate(train_state.params, index, key)
+        for index in range(len(trainer.opponent_names)):
+            trainer.match(train_state.params, best_params, index, key)
+        for positions in trainer.benchmarks:
+            positions.measure(trainer.agent(train_state.params), key)
+        best_params = jax.device_get(train_state.params)  # as a promotion does
     assert trainer._selfplay._cache_size() == 1
     assert trainer._train._cache_size() == 1
-    assert trainer._evaluate._cache_size() == 1
+    assert evaluate._play._cache_size() == matches + 1
+    assert evaluate._act._cache_size() == moves + 1

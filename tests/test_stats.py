@@ -102,6 +102,19 @@ def test_resumed_iteration_drops_the_undone_timeline():
     assert stats.eval_history == [] and stats.last_eval == {}
 
 
+def test_resumed_iteration_takes_back_undone_promotions():
+    stats = _run(5)
+    for iteration in (2, 4):
+        stats = st.record_eval(stats, [st.eval_entry(
+            step=10 * iteration, iteration=iteration, opponent="best", wins=3, draws=0,
+            losses=1, became_new_best=True)])
+    assert stats.best_model == st.BestModel(iteration=4, step=40)
+    stats = _record(stats, 4)  # resumed from the checkpoint of iteration 3
+    assert stats.best_model == st.BestModel(iteration=2, step=20)
+    stats = _record(stats, 2)  # resumed from the checkpoint of iteration 1
+    assert stats.best_model is None
+
+
 def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "stats.json"
     st.write_stats(path, _run(1))

@@ -16,7 +16,7 @@ from cartridge_jax.games.base import Game, State
 Agent = Callable[[jax.Array, State], jax.Array]
 
 
-def _uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
+def uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
     """A uniformly random index among the True entries of bool[A] `allowed`."""
     # finfo.min rather than -inf: an all-False row (a finished game) must not produce NaN.
     logits = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)
@@ -25,7 +25,7 @@ def _uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
 
 def random_action(key: jax.Array, state: State) -> jax.Array:
     """A uniformly random legal move."""
-    return _uniform_among(key, state.legal_action_mask)
+    return uniform_among(key, state.legal_action_mask)
 
 
 def greedy_action(game: Game, key: jax.Array, state: State) -> jax.Array:
@@ -36,7 +36,7 @@ def greedy_action(game: Game, key: jax.Array, state: State) -> jax.Array:
     """
     legal = state.legal_action_mask
     scores = jnp.where(legal, game.greedy_scores(state), -jnp.inf)  # [A]
-    return _uniform_among(key, legal & (scores == jnp.max(scores)))
+    return uniform_among(key, legal & (scores == jnp.max(scores)))
 
 
 def make_agent(game: Game, name: str) -> Agent:

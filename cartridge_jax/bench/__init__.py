@@ -1,0 +1,145 @@
+"""Throughput benchmarks, written as JSON, a markdown table and a plot (`scripts/bench.py`).
+
+Suites (`--suite`, comma-separated, or "all"):
+  games      random-play steps/s of each game at several batch sizes, next to pgx;
+  selfplay   positions/s of the Trainer's self-play phase, next to the pgx reference loop;
+  learner    gradient steps/s and samples/s of the Trainer's training phase;
+  iteration  one training iteration phase by phase: self-play, training, evaluation, export,
+             checkpoint, compilation; peak memory, replay bytes per position.
+The iteration suite measures the configuration that `train` would use (presets, --config,
+--section.key flags); the others measure each game's presets (see bench/presets.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import pathlib
+from typing import Any, Callable
+
+from cartridge_jax import games
+from cartridge_jax.bench import device, iteration, learner, presets, random_play, report, selfplay
+from cartridge_jax.config import Config
+from cartridge_jax.io import atomic_write_text
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    key: str  # the suite's rows in the JSON output
+    title: str  # its heading in the markdown
+    table: tuple  # its columns: report.Column
+    table_rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda rows: rows
+
+
+SUITES = {
+    "games": Suite("random_play", "Random play, steps/s", random_play.TABLE),
+    "selfplay": Suite("selfplay", "Self-play, positions/s (search + step + replay insert)",
+                      selfplay.TABLE),
+    "learner": Suite("learner", "Learner, gradient steps/s", learner.TABLE),
+    "iteration": Suite("iteration", "One training iteration, seconds per phase", iteration.TABLE,
+                       iteration.table_rows),
+}
+
+
+def _run_suite(name: str, args: argparse.Namespace,
+               load_config: Callable[[str], Config]) -> list[dict[str, Any]]:
+    with_pgx = not args.no_pgx
+    nets = args.nets or presets.default_nets()
+    if name == "games":
+        return random_play.measure(args.games, args.batch_sizes, args.steps, args.repeats, with_pgx)
+    if name == "selfplay":
+        return selfplay.measure(args.games, nets, args.sims, args.selfplay_games,
+                                args.selfplay_moves, args.repeats, with_pgx)
+    if name == "learner":
+        return learner.measure(args.games, nets, args.learner_steps, args.repeats)
+    return iteration.measure([load_config(game) for game in args.games])
+
+
+def markdown(result: dict[str, Any]) -> str:
+    sections = [f"# {suite.title}\n\n{report.markdown_table(suite.table_rows(result[suite.key]), suite.table)}"
+                for suite in SUITES.values() if suite.key in result]
+    sections.append(f"# Device\n\n{report.device_text(result['device'])}")
+    return "\n\n".join(sections) + "\n"
+
+
+def main(args: argparse.Namespace, load_config: Callable[[str], Config]) -> dict[str, Any]:
+    """Runs the chosen suites; `load_config(game)` gives the iteration suite's configuration.
+
+    The outputs are rewritten after every suite, so a long run keeps what it has measured.
+    """
+    info = device.device_info()
+    print(f"# {report.device_text(info)}", flush=True)
+    out = pathlib.Path(args.out)
+    result: dict[str, Any] = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": info,
+        "suites": args.suite,
+    }
+    for name in args.suite:
+        print(f"\n## {SUITES[name].title}", flush=True)
+        result[SUITES[name].key] = _run_suite(name, args, load_config)
+        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+        atomic_write_text(out.with_suffix(".md"), markdown(result))
+        report.plot(result, out.with_suffix(".png"))
+    print(f"\n{markdown(result)}\nwrote {out}, {out.with_suffix('.md')} and "
+          f"{out.with_suffix('.png')}", flush=True)
+    return result
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    return [_positive_int(part) for part in text.split(",")]
+
+
+def _name_list(choices: list[str], what: str, allow_all: bool = False):
+    def parse(text: str) -> list[str]:
+        if allow_all and text == "all":
+            return list(choices)
+        names = text.split(",")
+        unknown = [name for name in names if name not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {unknown[0]!r}: choose from {', '.join(choices)}"
+                + (" (or all)" if allow_all else ""))
+        return names
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", type=_name_list(list(SUITES), "suite", allow_all=True),
+                        default=["games"], help="comma-separated suites: games, selfplay, "
+                        "learner, iteration, or all (default: games)")
+    parser.add_argument("--games", type=_name_list(games.names(), "game"), default=games.names(),
+                        help="comma-separated games (default: all)")
+    parser.add_argument("--repeats", type=_positive_int, default=3, help="timed runs; the best counts")
+    parser.add_argument("--no-pgx", action="store_true", help="skip the pgx comparisons")
+    parser.add_argument("--out", default="bench_results/bench.json",
+                        help="JSON output; the .md table and .png plot are written beside it")
+    group = parser.add_argument_group("suite games")
+    group.add_argument("--batch-sizes", type=_int_list, default=[64, 256, 1024, 4096, 8192],
+                       help="comma-separated batch sizes (default: 64,256,1024,4096,8192)")
+    group.add_argument("--steps", type=_positive_int, default=100, help="moves per game per timed run")
+    group = parser.add_argument_group("suites selfplay and learner")
+    group.add_argument("--nets", type=_name_list(list(presets.NETS), "net"), default=None,
+                       help="networks: tiny (a 32-unit MLP), cpu, gpu (the presets'); default: "
+                       "tiny,cpu on a CPU, all on an accelerator")
+    group.add_argument("--sims", type=_int_list, default=[8, 32, 64],
+                       help="self-play simulations per move (default: 8,32,64)")
+    group.add_argument("--selfplay-games", type=_positive_int, metavar="N",
+                       help="games in the self-play batch (default: each preset's)")
+    group.add_argument("--selfplay-moves", type=_positive_int, metavar="N",
+                       help="moves per timed self-play chunk (default: each preset's chunk)")
+    group.add_argument("--learner-steps", type=_positive_int, metavar="N",
+                       help="gradient steps per timed run (default: each preset's chunk)")

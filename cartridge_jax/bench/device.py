@@ -1,0 +1,58 @@
+"""What the numbers were measured on: device, software versions, load, memory."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pathlib
+import platform
+import resource
+from typing import Any
+
+import jax
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "mctx", "pgx")
+
+
+def device_info() -> dict[str, Any]:
+    device = jax.devices()[0]
+    info = {
+        "platform": device.platform,  # the backend: cpu, gpu or tpu
+        "device_kind": device.device_kind,  # the GPU's or TPU's name ("cpu" on a CPU)
+        "device_count": jax.device_count(),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        # Other processes' load while the benchmark ran: on a shared machine the numbers are
+        # only comparable within one run.
+        "load_average_1min": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+    }
+    for package in PACKAGES:
+        try:
+            info[f"{package}_version"] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def peak_host_memory_mb() -> float:
+    """The process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_device_memory_mb() -> float | None:
+    """The first device's peak memory in use, in MiB, where the backend reports it (GPU/TPU)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**20

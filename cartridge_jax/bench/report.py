@@ -1,0 +1,76 @@
+"""The benchmark's outputs for people: markdown tables and a plot of throughput."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+from typing import Any, Sequence
+
+from cartridge_jax.config import ConfigError
+from cartridge_jax.io import atomic_write_bytes
+
+Column = tuple[str, str, str]  # (header, row key, format)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """A markdown table; a value a row lacks (pgx skipped) shows as "-"."""
+    lines = ["| " + " | ".join(header for header, _, _ in columns) + " |",
+             "|" + "|".join("---" if index < 2 else "---:" for index in range(len(columns))) + "|"]
+    for row in rows:
+        cells = [form.format(row[key]) if row.get(key) is not None else "-"
+                 for _, key, form in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def device_text(info: dict[str, Any]) -> str:
+    versions = ", ".join(f"{name.removesuffix('_version')} {value}"
+                         for name, value in info.items() if name.endswith("_version"))
+    where = info["cpu"] if info["platform"] == "cpu" else info["device_kind"]
+    return (f"{info['platform']} backend, {info['device_count']} device(s): {where}, "
+            f"{info['cpu_cores']} CPU cores, load average {info['load_average_1min']:.1f} at "
+            f"the start; {versions}")
+
+
+def plot(result: dict[str, Any], path: pathlib.Path) -> None:
+    """Random-play steps/s against batch size, and self-play positions/s against simulations
+    (ours solid, pgx dashed), into a PNG at `path`."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError('matplotlib is not installed (the benchmark plots with it): '
+                          'pip install -e ".[bench]"') from None
+    matplotlib.use("Agg")  # files only, no display needed
+    from matplotlib import pyplot
+
+    panels = [(suite, x_key, y_key, x_label, y_label) for suite, x_key, y_key, x_label, y_label in (
+        ("random_play", "batch_size", "steps_per_s", "games in the batch", "random-play steps/s"),
+        ("selfplay", "simulations", "positions_per_s", "simulations per move",
+         "self-play positions/s"),
+    ) if result.get(suite)]
+    if not panels:
+        return
+    figure, axes = pyplot.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for axis, (suite, x_key, y_key, x_label, y_label) in zip(axes[0], panels):
+        rows = result[suite]
+        series = sorted({(row["game"], row.get("network", "")) for row in rows}, key=str)
+        for index, (game, network) in enumerate(series):
+            points = [row for row in rows if (row["game"], row.get("network", "")) == (game, network)]
+            label = f"{game} {network}".strip()
+            color = f"C{index}"
+            for who, style in (("ours", "-"), ("pgx", "--")):
+                if f"{who}_{y_key}" in points[0]:
+                    axis.plot([row[x_key] for row in points], [row[f"{who}_{y_key}"] for row in points],
+                              style, marker="o", color=color, label=f"{label} ({who})")
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(y_label)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle("cartridge-jax (solid) against pgx (dashed)")
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
+    pyplot.close(figure)
+    atomic_write_bytes(path, image.getvalue())

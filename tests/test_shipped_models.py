@@ -1,0 +1,45 @@
+"""The shipped models in site/models/ are what their cards and the README say they are."""
+
+import hashlib
+import json
+import pathlib
+
+import pytest
+
+from cartridge_jax import config as config_lib
+from cartridge_jax import evaluate, export, modelcard
+
+MODELS = pathlib.Path(__file__).resolve().parent.parent / "site" / "models"
+GAMES = ("tictactoe", "connect4", "othello")
+
+
+def _card(game: str) -> dict:
+    return json.loads((MODELS / game / modelcard.CARD_FILE).read_text())
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_card_describes_the_shipped_files(game):
+    folder = MODELS / game
+    manifest = json.loads((folder / export.MANIFEST_FILE).read_text())
+    card = _card(game)
+    sha256 = hashlib.sha256((folder / export.MODEL_FILE).read_bytes()).hexdigest()
+    assert manifest["sha256"] == sha256 == card["model_sha256"]
+    assert manifest["game"] == card["game"] == game
+    assert [row["measure"] for row in card["evaluation"]] == [
+        measure.name for measure in modelcard.SUITES[game]]
+
+
+def test_readme_table_quotes_the_cards():
+    readme = (MODELS.parent.parent / "README.md").read_text()
+    assert modelcard.strength_table([_card(game) for game in GAMES]) in readme
+
+
+def test_tictactoe_row_recomputed_from_the_shipped_model():
+    """The README's exhaustive TicTacToe row, recomputed: every reachable position."""
+    row = next(r for r in _card("tictactoe")["evaluation"] if r["measure"] == "exhaustive")
+    config, _ = config_lib.load_config(flags={"common.game": "tictactoe"}, env={},
+                                       config_file=None)
+    result = evaluate.evaluate(config, model_dir_or_run_dir=MODELS / "tictactoe",
+                               sims=row["simulations"], exhaustive=True)
+    assert (result["optimal_rate"], result["n"]) == (row["optimal_rate"], row["n"])
+    assert result["optimal_rate"] == 1.0  # the target: perfect play
