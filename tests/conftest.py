@@ -41,3 +41,24 @@ def run_cli(monkeypatch, capsys, tmp_path):
         return status, out, err
 
     return run
+
+
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+# Flags that run Debian's chromium as root in a container (DESIGN.md, "Testing in a real
+# browser"); playwright adds a fresh --user-data-dir.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+# One session-wide browser for every browser test module: a second sync_playwright started
+# while the first is alive fails ("Sync API inside the asyncio loop").
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM}: apt-get install -y chromium")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

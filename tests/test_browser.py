@@ -35,11 +35,6 @@ from test_website import serving
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-# Flags that run Debian's chromium as root in a container (DESIGN.md, "Testing in a real
-# browser"); playwright adds a fresh --user-data-dir.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 READY = 'body[data-ready="1"]'
 OVER = "body[data-result]"
 TURN = f"{READY}, {OVER}"  # the person's turn, or the game is over
@@ -96,18 +91,6 @@ def exports(tmp_path_factory):
 def site_url(exports):
     with serving(exports[0]) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no {CHROMIUM}: apt-get install -y chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from cartridge_jax import config as config_lib
 from cartridge_jax import loop, modelcard, website
 from cartridge_jax import stats as stats_lib
 from helpers import TINY_TOML
-from test_browser import artifacts, assert_clean, browser, open_page, screenshot  # noqa: F401
+from test_browser import artifacts, assert_clean, open_page, screenshot  # noqa: F401
 from test_website import serving
 
 pytestmark = pytest.mark.slow
