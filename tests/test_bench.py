@@ -70,8 +70,8 @@ def test_device_and_suites_are_recorded(bench_output):
     headings = [line for line in markdown.splitlines() if line.startswith("# ")]
     assert headings == ["# Random play, steps/s",
                         "# Self-play, positions/s (search + step + replay insert)",
-                        "# Learner, gradient steps/s", "# One training iteration, seconds per phase",
-                        "# Device"]
+                        "# Learner, gradient steps/s",
+                        "# One training iteration, seconds per phase", "# Device"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 

@@ -58,8 +58,11 @@ def _run_suite(name: str, args: argparse.Namespace,
 
 
 def markdown(result: dict[str, Any]) -> str:
-    sections = [f"# {suite.title}\n\n{report.markdown_table(suite.table_rows(result[suite.key]), suite.table)}"
-                for suite in SUITES.values() if suite.key in result]
+    sections = [
+        f"# {suite.title}\n\n"
+        + report.markdown_table(suite.table_rows(result[suite.key]), suite.table)
+        for suite in SUITES.values() if suite.key in result
+    ]
     sections.append(f"# Device\n\n{report.device_text(result['device'])}")
     return "\n\n".join(sections) + "\n"
 
@@ -123,14 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "learner, iteration, or all (default: games)")
     parser.add_argument("--games", type=_name_list(games.names(), "game"), default=games.names(),
                         help="comma-separated games (default: all)")
-    parser.add_argument("--repeats", type=_positive_int, default=3, help="timed runs; the best counts")
+    parser.add_argument("--repeats", type=_positive_int, default=3,
+                        help="timed runs; the best counts (default: 3)")
     parser.add_argument("--no-pgx", action="store_true", help="skip the pgx comparisons")
     parser.add_argument("--out", default="bench_results/bench.json",
                         help="JSON output; the .md table and .png plot are written beside it")
     group = parser.add_argument_group("suite games")
     group.add_argument("--batch-sizes", type=_int_list, default=[64, 256, 1024, 4096, 8192],
                        help="comma-separated batch sizes (default: 64,256,1024,4096,8192)")
-    group.add_argument("--steps", type=_positive_int, default=100, help="moves per game per timed run")
+    group.add_argument("--steps", type=_positive_int, default=100,
+                       help="moves per game per timed run (default: 100)")
     group = parser.add_argument_group("suites selfplay and learner")
     group.add_argument("--nets", type=_name_list(list(presets.NETS), "net"), default=None,
                        help="networks: tiny (a 32-unit MLP), cpu, gpu (the presets'); default: "

@@ -3,8 +3,9 @@
 The Trainer's phases are called the way the training loop calls them (chunks, one host check per
 chunk), self-play and training compiled ahead of time so that compilation is timed apart from
 the work; the evaluation is the loop's own (matches against each opponent and the best network,
-then the benchmark positions). Export and checkpoint write into a temporary folder. Peak memory is the process's so far (earlier suites
-included); bytes per position are those of the replay buffer's arrays.
+then the benchmark positions). Export and checkpoint write into a temporary folder. Peak memory
+is the process's so far (earlier suites included); bytes per position are those of the replay
+buffer's arrays.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
     selfplay_key, train_key, eval_key = jax.random.split(state.key, 3)
 
     compile_s = {}
-    selfplay, compile_s["selfplay"] = _compiled(trainer._selfplay, params, games, buffer, selfplay_key)
+    selfplay, compile_s["selfplay"] = _compiled(
+        trainer._selfplay, params, games, buffer, selfplay_key)
     train, compile_s["train"] = _compiled(trainer._train, train_state, buffer, train_key)
 
     started = time.perf_counter()
@@ -76,7 +78,8 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        loop._evaluate(trainer, train_state.params, best, 1, int(train_state.step), eval_key, no_bar)
+        loop._evaluate(trainer, train_state.params, best, 1, int(train_state.step), eval_key,
+                       no_bar)
         runs.append(time.perf_counter() - started)
     seconds["evaluate"], compile_s["evaluate"] = runs[1], max(runs[0] - runs[1], 0.0)
 

@@ -101,7 +101,8 @@ def selfplay_chunk(env: Any, apply_fn: ApplyFn, mcts: MctsConfig, moves: int, pa
         search_key, reset_key = jax.random.split(key)
         logits, value = _evaluate(apply_fn, params, states)
         output = mctx.gumbel_muzero_policy(
-            params, search_key, mctx.RootFnOutput(prior_logits=logits, value=value, embedding=states),
+            params, search_key,
+            mctx.RootFnOutput(prior_logits=logits, value=value, embedding=states),
             recurrent_fn, num_simulations=mcts.simulations,
             invalid_actions=~states.legal_action_mask,
             max_num_considered_actions=mcts.max_considered_actions, gumbel_scale=mcts.gumbel_scale,

@@ -36,9 +36,9 @@ def preset_config(game: str, net: str, *, simulations: int | None = None,
     per game, and the work of writing it, stay the preset's. `moves` is the self-play chunk
     (up to loop.MAX_SELFPLAY_CHUNK), `train_steps` the training chunk (up to MAX_TRAIN_CHUNK).
     """
+    preset_sections = config_lib.PRESETS[preset_name(game, net)]
     sections: dict[str, dict[str, Any]] = {
-        section: dict(values) for section, values in config_lib.PRESETS[preset_name(game, net)].items()
-    }
+        section: dict(values) for section, values in preset_sections.items()}
     if net == "tiny":
         sections["model"] = dict(TINY_MODEL)
     preset = config_lib.Config.model_validate(sections)

@@ -27,7 +27,8 @@ def _random_play(init: Callable, step: Callable, batch_size: int, steps: int) ->
             # A uniform legal move as the argmax of random bits over legal moves: several times
             # cheaper than jax.random.categorical on CPU, which would otherwise dominate.
             noise = jax.random.bits(key, state.legal_action_mask.shape, jnp.uint32) >> 1
-            actions = jnp.argmax(jnp.where(state.legal_action_mask, noise.astype(jnp.int32), -1), -1)
+            legal_noise = jnp.where(state.legal_action_mask, noise.astype(jnp.int32), -1)
+            actions = jnp.argmax(legal_noise, -1)
             state = jax.vmap(step)(state, actions)
             return where_batched(state.terminated, fresh, state), None
 
@@ -65,7 +66,8 @@ def _speeds(who: str, measured: timing.Timing, moves: int) -> dict[str, float]:
 
 
 def row_text(row: dict[str, Any]) -> str:
-    text = f"{row['game']:>10} batch {row['batch_size']:>5}: ours {row['ours_steps_per_s']:>12,.0f} steps/s"
+    text = (f"{row['game']:>10} batch {row['batch_size']:>5}: "
+            f"ours {row['ours_steps_per_s']:>12,.0f} steps/s")
     if "pgx_steps_per_s" in row:
         text += (f", pgx {row['pgx_steps_per_s']:>12,.0f} steps/s, ours/pgx "
                  f"{row['ours_over_pgx']:.2f} (CPU time {row['ours_over_pgx_cpu']:.2f})")
@@ -73,5 +75,7 @@ def row_text(row: dict[str, Any]) -> str:
 
 
 TABLE = (("game", "game", "{}"), ("batch", "batch_size", "{}"),
-         ("ours steps/s", "ours_steps_per_s", "{:,.0f}"), ("pgx steps/s", "pgx_steps_per_s", "{:,.0f}"),
-         ("ours/pgx", "ours_over_pgx", "{:.2f}"), ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"))
+         ("ours steps/s", "ours_steps_per_s", "{:,.0f}"),
+         ("pgx steps/s", "pgx_steps_per_s", "{:,.0f}"),
+         ("ours/pgx", "ours_over_pgx", "{:.2f}"),
+         ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"))

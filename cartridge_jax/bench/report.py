@@ -55,12 +55,14 @@ def plot(result: dict[str, Any], path: pathlib.Path) -> None:
         rows = result[suite]
         series = sorted({(row["game"], row.get("network", "")) for row in rows}, key=str)
         for index, (game, network) in enumerate(series):
-            points = [row for row in rows if (row["game"], row.get("network", "")) == (game, network)]
+            points = [row for row in rows
+                      if (row["game"], row.get("network", "")) == (game, network)]
             label = f"{game} {network}".strip()
             color = f"C{index}"
             for who, style in (("ours", "-"), ("pgx", "--")):
                 if f"{who}_{y_key}" in points[0]:
-                    axis.plot([row[x_key] for row in points], [row[f"{who}_{y_key}"] for row in points],
+                    axis.plot([row[x_key] for row in points],
+                              [row[f"{who}_{y_key}"] for row in points],
                               style, marker="o", color=color, label=f"{label} ({who})")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")

@@ -33,12 +33,18 @@ def ours(config: Config) -> tuple[timing.Run, loop.Trainer, nets.Params]:
     return run, trainer, params
 
 
-def reference(env: Any, trainer: loop.Trainer) -> timing.Run:
-    """run(i): one chunk of the pgx reference loop, as long and as wide as the Trainer's."""
+def reference(env: Any, trainer: loop.Trainer, params: nets.Params) -> timing.Run:
+    """run(i): one chunk of the pgx reference loop, as long and as wide as the Trainer's, with
+    the Trainer's network `params` where pgx's observation has our shape (all three games).
+
+    The same parameters matter: the search's work depends on its trees' depth (mctx walks the
+    deepest path of the batch), which depends on the network's priors and values.
+    """
     config, network = trainer.config, trainer.network
     games = config.selfplay.games
     rows = -(-config.training.replay_capacity // games)  # as deep as the Trainer's buffer
-    params = jax.jit(network.init)(jax.random.key(0), jnp.zeros((1, *env.observation_shape)))
+    if env.observation_shape != trainer.game.observation_shape:
+        params = jax.jit(network.init)(jax.random.key(0), jnp.zeros((1, *env.observation_shape)))
     chunk = jax.jit(
         functools.partial(pgx_reference.selfplay_chunk, env, network.apply, config.mcts,
                           trainer.selfplay_chunk),
@@ -63,11 +69,12 @@ def measure(game_names: list[str], net_names: list[str], simulations: list[int],
         env = pgx_reference.make_env(name) if with_pgx else None
         for net in net_names:
             for sims in simulations:
-                config = presets.preset_config(name, net, simulations=sims, games=games, moves=moves)
+                config = presets.preset_config(name, net, simulations=sims, games=games,
+                                               moves=moves)
                 runs = {}
                 runs["ours"], trainer, params = ours(config)
                 if env is not None:
-                    runs["pgx"] = reference(env, trainer)
+                    runs["pgx"] = reference(env, trainer, params)
                 timings = timing.time_interleaved(runs, repeats)
                 positions = trainer.selfplay_chunk * config.selfplay.games
                 row = {
@@ -102,4 +109,5 @@ def row_text(row: dict[str, Any]) -> str:
 TABLE = (("game", "game", "{}"), ("network", "network", "{}"), ("sims", "simulations", "{}"),
          ("games", "games", "{}"), ("ours positions/s", "ours_positions_per_s", "{:,.0f}"),
          ("pgx reference positions/s", "pgx_positions_per_s", "{:,.0f}"),
-         ("ours/pgx", "ours_over_pgx", "{:.2f}"), ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"))
+         ("ours/pgx", "ours_over_pgx", "{:.2f}"),
+         ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"))
