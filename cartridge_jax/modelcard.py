@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import platform
 import shutil
 import tempfile
 from typing import Any, NamedTuple
@@ -113,17 +112,10 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
 
 def hardware() -> dict[str, Any]:
     """What the model was trained and measured on: CPU model and count, JAX backend, devices."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    devices = jax.devices()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
-            "devices": [device.device_kind for device in devices], "jax": jax.__version__}
+    from cartridge_jax.bench.device import cpu_model
+
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
+            "devices": [device.device_kind for device in jax.devices()], "jax": jax.__version__}
 
 
 def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[dict[str, Any]],

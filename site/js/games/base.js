@@ -103,3 +103,15 @@ export function cellAt(rows, cols, row, col) {
     row >= 0 && row < rows && col >= 0 && col < cols;
   return inside ? row * cols + col : null;
 }
+
+// The start of a game that begins on an empty board with every action legal.
+export function emptyBoardState(numCells, numActions) {
+  return {
+    board: new Int8Array(numCells),
+    currentPlayer: 0,
+    legal: new Uint8Array(numActions).fill(1),
+    terminated: false,
+    rewards: [0, 0],
+    lastAction: null,
+  };
+}

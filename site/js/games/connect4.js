@@ -7,7 +7,7 @@
 //     row 5 (bottom)  35 36 37 38 39 40 41
 // Four in a row wins; a full board without one is a draw.
 
-import { completesLine, defineGame, linesThroughEachCell, outcomeRewards } from './base.js';
+import { completesLine, defineGame, emptyBoardState, linesThroughEachCell, outcomeRewards } from './base.js';
 
 const ROWS = 6;
 const COLS = 7;
@@ -15,14 +15,7 @@ const NUM_ACTIONS = COLS;
 const LINES_THROUGH = linesThroughEachCell(ROWS, COLS, 4);
 
 function init() {
-  return {
-    board: new Int8Array(ROWS * COLS),
-    currentPlayer: 0,
-    legal: new Uint8Array(NUM_ACTIONS).fill(1),
-    terminated: false,
-    rewards: [0, 0],
-    lastAction: null,
-  };
+  return emptyBoardState(ROWS * COLS, NUM_ACTIONS);
 }
 
 function applyLegalMove(state, column) {

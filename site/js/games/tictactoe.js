@@ -6,7 +6,7 @@
 //     a3 | b3 | c3        6 | 7 | 8
 // Three in a row wins; a full board without a line is a draw.
 
-import { cellAt, completesLine, defineGame, linesThroughEachCell, outcomeRewards } from './base.js';
+import { cellAt, completesLine, defineGame, emptyBoardState, linesThroughEachCell, outcomeRewards } from './base.js';
 
 const ROWS = 3;
 const COLS = 3;
@@ -14,14 +14,7 @@ const NUM_ACTIONS = 9;
 const LINES_THROUGH = linesThroughEachCell(ROWS, COLS, 3);
 
 function init() {
-  return {
-    board: new Int8Array(ROWS * COLS),
-    currentPlayer: 0,
-    legal: new Uint8Array(NUM_ACTIONS).fill(1),
-    terminated: false,
-    rewards: [0, 0],
-    lastAction: null,
-  };
+  return emptyBoardState(ROWS * COLS, NUM_ACTIONS);
 }
 
 function applyLegalMove(state, action) {
