@@ -105,9 +105,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cartridge_jax import checkpoint, export, loop
+    from cartridge_jax import checkpoint, distributed, export, loop
 
     forced = {} if args.iterations is None else {"training.iterations": args.iterations}
+    # Joining other processes must come before JAX starts its backend, and picking the "auto"
+    # preset starts it: the [distributed] section (never set by presets) is read first.
+    unresolved, _ = _load_config(args, **forced, **{"common.preset": "none"})
+    distributed.join(unresolved.distributed)
     config, _ = _load_config(args, **forced)
     enable_compilation_cache()
     try:

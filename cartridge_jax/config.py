@@ -25,7 +25,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 ENV_PREFIX = "CARTRIDGE_"
 CONFIG_FILE_ENV = "CARTRIDGE_CONFIG"
@@ -248,6 +249,39 @@ class ExportConfig(BaseModel):
     onnx_ir_version: int = Field(10, ge=1, le=13, description="ONNX IR version of the file.")
 
 
+class DistributedConfig(BaseModel):
+    """Several processes (hosts) training together; all local devices are always used."""
+
+    model_config = _SECTION_CONFIG
+
+    initialize: bool = Field(
+        False, description="Join a multi-process run (jax.distributed.initialize); settings "
+        "left unset below are detected by JAX on SLURM, TPU pods and Open MPI."
+    )
+    coordinator_address: str = Field(
+        "", description='host:port of process 0, e.g. "10.0.0.1:1234"; empty means detected.'
+    )
+    num_processes: int = Field(0, ge=0, description="Processes in the run; 0 means detected.")
+    process_id: int = Field(
+        -1, ge=-1, description="This process's index, 0 to num_processes - 1; -1 means detected."
+    )
+    timeout_s: int = Field(
+        300, ge=1, description="Seconds to wait for every process to join before giving up."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistributedConfig:
+        given = [name for name, unset in (("coordinator_address", ""), ("num_processes", 0),
+                                          ("process_id", -1)) if getattr(self, name) != unset]
+        if given and not self.initialize:
+            raise ValueError(f"{given[0]} is set but initialize is false: add "
+                             "--distributed.initialize true")
+        if 0 < self.num_processes <= self.process_id:
+            raise ValueError(f"process_id {self.process_id} must be below num_processes "
+                             f"{self.num_processes}")
+        return self
+
+
 class Config(BaseModel):
     """The whole configuration; build it with `load_config`, read it anywhere."""
 
@@ -260,6 +294,9 @@ class Config(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Matches.")
     export: ExportConfig = Field(default_factory=ExportConfig, description="ONNX export.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Several hosts."
+    )
 
 
 # The reference position sets shipped in cartridge_jax/refdata (see its README).
@@ -604,12 +641,14 @@ def _validation_message(
 ) -> str:
     """One line for the first problem, naming key, value, source and what is allowed."""
     first, *others = error.errors()
+    suffix = f" (and {len(others)} more problem(s))" if others else ""
+    if len(first["loc"]) == 1:  # a section's own check across its keys; the message names them
+        return f"[{first['loc'][0]}] {_problem(first, None)}{suffix}"
     section, key, *item = first["loc"]
     name = f"{section}.{key}"
     problem = _problem(first, _sections()[section].model_fields[key].default)
     if item:  # an element of a list field: show the whole list, point at the element
         problem = f"item {item[0]} {problem}"
-    suffix = f" (and {len(others)} more problem(s))" if others else ""
     return _bad_value(name, values[section][key], sources[name], problem) + suffix
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.sharding import Mesh
 
 from cartridge_jax import replay
 from cartridge_jax.config import Config
@@ -82,19 +83,20 @@ def train(
     buffer: replay.ReplayBuffer,
     key: jax.Array,
     steps: int,
+    mesh: Mesh | None = None,
 ) -> tuple[TrainState, Losses]:
-    """`steps` gradient steps on batches sampled from `buffer`; returns mean losses."""
+    """`steps` gradient steps on batches sampled from `buffer`; returns mean losses.
+
+    With `mesh`, the buffer is split over its data axis (`replay.partition_spec`) and so is
+    each batch, while the train state is replicated: the compiler averages the gradients over
+    devices (an all-reduce). The batch is the same as on one device.
+    """
     training = config.training
+    table = replay.sampling_table(buffer, training.replay_window)
 
     def gradient_step(train_state: TrainState, key: jax.Array):
-        batch = replay.sample(
-            game,
-            buffer,
-            key,
-            training.batch_size,
-            window=training.replay_window,
-            augment=config.selfplay.augment,
-        )
+        batch = replay.sample(game, buffer, table, key, training.batch_size,
+                              augment=config.selfplay.augment, mesh=mesh)
         grads, losses = jax.grad(
             lambda p: loss_fn(apply_fn, training.value_loss_weight, p, batch), has_aux=True
         )(train_state.params)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import io
 import math
 import pathlib
 import signal
@@ -30,15 +31,17 @@ from typing import Any, TextIO
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import Partial
 from tqdm import tqdm
 
-from cartridge_jax import arena, evaluate, learner, nets, replay, selfplay
+from cartridge_jax import arena, distributed, evaluate, learner, nets, replay, selfplay
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
 from cartridge_jax import export as export_lib
 from cartridge_jax import games as games_lib
 from cartridge_jax import stats as stats_lib
+from cartridge_jax.distributed import DATA_AXIS
 
 MAX_SELFPLAY_CHUNK = 16  # moves per self-play chunk: progress shows between chunks
 MAX_TRAIN_CHUNK = 50  # gradient steps per training chunk
@@ -64,9 +67,9 @@ def chunk_length(total: int, largest: int) -> int:
 
 
 class Trainer:
-    """The compiled phases of one configuration."""
+    """The compiled phases of one configuration, over `mesh` (default: every device)."""
 
-    def __init__(self, config: config_lib.Config):
+    def __init__(self, config: config_lib.Config, mesh: Mesh | None = None):
         self.config = config
         self.game = games_lib.make(config.common.game)
         self.network = nets.make_network(config.model, self.game)
@@ -77,20 +80,45 @@ class Trainer:
         self.opponent_names = (*config.evaluation.opponents, "best")
         self.eval_games = 2 * max(1, config.evaluation.games // 2)  # even: half each colour
 
-        apply = self.network.apply
+        # Every device of every process: games and replay columns split over them, the rest
+        # replicated (distributed.py).
+        self.mesh = mesh or distributed.data_mesh()
+        distributed.check_divisible(config, self.mesh.size)
+        specs = RunState(train_state=PartitionSpec(), buffer=replay.partition_spec(DATA_AXIS),
+                         games=PartitionSpec(DATA_AXIS), key=PartitionSpec())
+        self.shardings = jax.tree.map(
+            lambda spec, leaf: NamedSharding(self.mesh, spec), specs,
+            jax.eval_shape(self._initial_state), is_leaf=lambda x: isinstance(x, PartitionSpec))
+        apply, sh = self.network.apply, self.shardings
         game, cfg = self.game, config
-        self._selfplay = jax.jit(
-            functools.partial(_selfplay_and_store, game, apply, cfg, self.selfplay_chunk),
+        # Self-play needs nothing from other devices: each plays its own games into its own
+        # replay columns, with its own random stream.
+        self.selfplay = jax.jit(
+            jax.shard_map(
+                functools.partial(_selfplay_and_store, game, apply, cfg, self.selfplay_chunk),
+                mesh=self.mesh, in_specs=(specs.train_state, specs.games, specs.buffer, specs.key),
+                out_specs=(specs.games, specs.buffer, PartitionSpec()),
+                # mctx's loops start from unsharded constants, which the varying-value check
+                # rejects; the replicated outputs (games finished, the cursor) are so by design.
+                check_vma=False),
+            # Stated, so that outputs feed the next call unchanged (one compilation).
+            in_shardings=(sh.train_state, sh.games, sh.buffer, sh.key),
+            out_shardings=(sh.games, sh.buffer, distributed.replicated(self.mesh)),
             donate_argnums=(1, 2),
         )
-        self._train = jax.jit(
-            functools.partial(
-                learner.train, game, apply, self.optimizer, cfg, steps=self.train_chunk
-            ),
+        self.train = jax.jit(
+            functools.partial(learner.train, game, apply, self.optimizer, cfg,
+                              steps=self.train_chunk, mesh=self.mesh),
+            in_shardings=(sh.train_state, sh.buffer, sh.key),
+            out_shardings=(sh.train_state, distributed.replicated(self.mesh)),
             donate_argnums=(0,),
         )
 
     def initial_state(self) -> RunState:
+        """The state of a new run, laid out over the mesh (`shardings`)."""
+        return jax.jit(self._initial_state, out_shardings=self.shardings)()
+
+    def _initial_state(self) -> RunState:
         key = jax.random.key(self.config.common.seed)
         params_key, games_key, key = jax.random.split(key, 3)
         params = nets.init_params(self.network, self.game, params_key)
@@ -152,11 +180,14 @@ class Trainer:
 
 
 def _selfplay_and_store(game, apply, config, moves, params, games, buffer, key):
-    """One self-play chunk written straight into the buffer; also the games finished."""
+    """One self-play chunk of this device's games written straight into its replay columns;
+    also the games finished on all devices. Runs inside shard_map."""
+    key = jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS))
     games, trajectory = selfplay.play(
         game, apply, config.mcts, config.selfplay.random_opening_moves, params, games, key, moves
     )
-    return games, replay.add(buffer, trajectory), jnp.sum(trajectory.terminated)
+    finished = jax.lax.psum(jnp.sum(trajectory.terminated), DATA_AXIS)
+    return games, replay.add(buffer, trajectory), finished
 
 
 def _switch(opponents, index, key, states):
@@ -181,10 +212,18 @@ def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
 
 
 class _StopRequest:
-    """Turns the first Ctrl-C into a request to save and stop; a second one interrupts."""
+    """Turns the first Ctrl-C into a request to save and stop; a second one interrupts.
+
+    With several processes, one stops when any was asked to (`agreed`), so that all take the
+    same steps.
+    """
 
     def __init__(self):
         self.requested = False
+
+    def agreed(self) -> bool:
+        """Whether any process was asked to stop: a collective, called by all at one point."""
+        return distributed.any_process(self.requested)
 
     def __enter__(self):
         self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -224,14 +263,19 @@ def run(
     Progress goes to `out` (default: standard error). `common.log_level`: "debug" also logs
     every JAX compilation (to spot recompiles), "info" shows progress bars and one summary line
     per iteration, "warning" and "error" only the start, stop and problems.
+
+    With several processes (distributed.py), every one calls this with the same configuration;
+    process 0 alone prints and writes stats.json, snapshots and exports, while checkpoints are
+    written by all (orbax writes each process's shards).
     """
-    out = out or sys.stderr
+    main = distributed.is_main_process()
+    out = (out or sys.stderr) if main else io.StringIO()  # the other processes keep quiet
     if config.common.log_level == "debug":
         jax.config.update("jax_log_compiles", True)
     progress = progress and config.common.log_level in ("debug", "info")
     trainer = Trainer(config)
     run_dir = config_lib.run_dir(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)  # by every process: orbax needs it on each host
     stats_path = run_dir / "stats.json"
     state = trainer.initial_state()
     initial_params = jax.device_get(state.train_state.params)
@@ -263,10 +307,11 @@ def run(
         return stats
     print(f"Training {trainer.game.display_name}: {nets.describe(trainer.network, state.train_state.params)}, "
           f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
-          f"({config.mcts.search}), run directory {run_dir}", file=out)
+          f"({config.mcts.search}) on {_devices(trainer.mesh)}, run directory {run_dir}",
+          file=out)
 
     last_saved = done
-    exporter = _Exporter(trainer, run_dir, out) if config.export.enabled else None
+    exporter = _Exporter(trainer, run_dir, out) if config.export.enabled and main else None
     try:
         with _StopRequest() as stop:
             for iteration in range(done + 1, config.training.iterations + 1):
@@ -277,13 +322,16 @@ def run(
                 final = iteration == config.training.iterations
                 save = cut_short or final or iteration % config.training.checkpoint_interval == 0
                 snapshots = config.training.snapshot_interval
-                if best.iteration == iteration or (snapshots and iteration % snapshots == 0):
+                snapshot = best.iteration == iteration or (
+                    snapshots and iteration % snapshots == 0)
+                if snapshot and main:
                     checkpoint_lib.save_snapshot(run_dir, iteration, state.train_state.params)
                 if save:
                     stats = stats.model_copy(update={"last_checkpoint": iteration})
                 # Stats first: a run that dies between the two redoes this iteration on resume,
                 # and record_iteration then replaces its history point instead of leaving a gap.
-                stats_lib.write_stats(stats_path, stats)
+                if main:
+                    stats_lib.write_stats(stats_path, stats)
                 if save:
                     checkpoints.save(
                         iteration, state,
@@ -304,6 +352,14 @@ def run(
             exporter.close()
         checkpoints.close()
     return stats
+
+
+def _devices(mesh) -> str:
+    """E.g. "1 cpu device" or "8 gpu devices in 2 processes"."""
+    count = mesh.devices.size
+    text = f"{count} {mesh.devices.flat[0].platform} device{'s' if count > 1 else ''}"
+    processes = jax.process_count()
+    return text + (f" in {processes} processes" if processes > 1 else "")
 
 
 def _resumed_best(stats, done, run_dir, initial_params, state, out) -> _Best:
@@ -385,10 +441,11 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
     finished = 0
     with bar(total=moves, desc=f"{iteration} self-play", unit="move") as pbar:
         for chunk, chunk_key in enumerate(jax.random.split(selfplay_key, moves // trainer.selfplay_chunk)):
-            games, buffer, games_done = trainer._selfplay(params, games, buffer, chunk_key)
+            games, buffer, games_done = trainer.selfplay(params, games, buffer, chunk_key)
             finished += int(games_done)
             pbar.update(trainer.selfplay_chunk)
-            if stop.requested:
+            stopping = stop.agreed()
+            if stopping:
                 break
     selfplay_s = time.perf_counter() - started
     positions = (chunk + 1) * trainer.selfplay_chunk * config.selfplay.games
@@ -397,11 +454,11 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
     train_state = state.train_state
     losses_seen = []
     replay_size = int(replay.size(buffer))
-    if replay_size and not stop.requested:
+    if replay_size and not stopping:
         steps = config.training.steps_per_iteration
         with bar(total=steps, desc=f"{iteration} train", unit="step") as pbar:
             for chunk_key in jax.random.split(train_key, steps // trainer.train_chunk):
-                train_state, losses = trainer._train(train_state, buffer, chunk_key)
+                train_state, losses = trainer.train(train_state, buffer, chunk_key)
                 total = float(losses.total)
                 if not math.isfinite(total):
                     raise TrainingError(
@@ -411,7 +468,8 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
                         "--training.grad_clip_norm")
                 losses_seen.append(losses)
                 pbar.update(trainer.train_chunk)
-                if stop.requested:
+                stopping = stop.agreed()
+                if stopping:
                     break
     state = RunState(train_state, buffer, games, key)
 
@@ -419,7 +477,7 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
     entries, points = [], []
     interval = config.evaluation.interval
     final = iteration == config.training.iterations
-    if interval and (iteration % interval == 0 or final) and not stop.requested:
+    if interval and (iteration % interval == 0 or final) and not stopping:
         entries, points, best = _evaluate(trainer, train_state.params, best, iteration, step,
                                           eval_key, bar)
 
@@ -451,12 +509,16 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
         tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
                                  learning_rate, positions / selfplay_s, finished / selfplay_s,
                                  entries, points, counters.wall_time_s), file=out)
-    return state, stats, counters, best, stop.requested
+    return state, stats, counters, best, stopping
 
 
 def _evaluate(trainer, params, best, iteration, step, key, bar):
     """(eval entries, benchmark points, best): matches against every opponent and the best
-    network, then the benchmark sets; the network becomes the best on a high enough score."""
+    network, then the benchmark sets; the network becomes the best on a high enough score.
+
+    Evaluation runs on each process's first device alone, from a host copy of the parameters:
+    its games are few, and every process gets the same results (same key, same program)."""
+    params = jax.device_get(params)
     match_key, benchmark_key = jax.random.split(key)
     results, measures = {}, {}
     with bar(total=len(trainer.opponent_names) + len(trainer.benchmarks),

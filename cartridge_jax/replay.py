@@ -14,9 +14,12 @@ TicTacToe: 18 + 36 + 9 + 7 = 70 B; Connect 4: 84 + 28 + 7 + 7 = 126 B; Othello: 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import Mesh, PartitionSpec
 
 from cartridge_jax.games import Game
 
@@ -139,21 +142,73 @@ def size(buffer: ReplayBuffer) -> jax.Array:
     return jnp.sum(buffer.complete, dtype=jnp.int32)
 
 
+def sampling_table(buffer: ReplayBuffer, window: int) -> jax.Array:
+    """int32[R * G]: the running count of sampleable positions (`window` as in `sampleable`),
+    row-major over the global buffer. Built once per training chunk: the buffer does not change
+    while it trains."""
+    return jnp.cumsum(sampleable(buffer, window).reshape(-1), dtype=jnp.int32)
+
+
+def partition_spec(axis: str) -> ReplayBuffer:
+    """How a buffer splits over the mesh axis `axis`: by game columns; the cursor is shared."""
+    columns = PartitionSpec(None, axis)
+    return ReplayBuffer(observation=columns, policy_target=columns, legal_action_mask=columns,
+                        value_target=columns, player=columns, complete=columns, pending=columns,
+                        cursor=PartitionSpec())
+
+
 def sample(
-    game: Game, buffer: ReplayBuffer, key: jax.Array, batch_size: int, *, window: int, augment: bool
+    game: Game, buffer: ReplayBuffer, table: jax.Array, key: jax.Array, batch_size: int, *,
+    augment: bool, mesh: Mesh | None = None,
 ) -> Batch:
     """`batch_size` positions drawn uniformly (with replacement) from the sampleable ones.
 
-    With `augment`, each position gets one of the game's symmetries at random. The buffer must
-    hold at least one sampleable position (the loop checks before training).
+    `table` is `sampling_table(buffer, window)`; the buffer must hold at least one sampleable
+    position (the loop checks before training). Positions are picked by global index, so the
+    same key draws the same batch whether the buffer lives on one device or is split over
+    `mesh`'s data axis (`partition_spec`); then each device receives its slice of the batch.
+    With `augment`, each position gets one of the game's symmetries at random.
     """
     pick_key, symmetry_key = jax.random.split(key)
-    weights = sampleable(buffer, window).reshape(-1).astype(jnp.float32)  # [R * G]
-    flat = jax.random.choice(pick_key, weights.shape[0], (batch_size,), p=weights / weights.sum())
-    take = lambda leaf: leaf.reshape(-1, *leaf.shape[2:])[flat]  # noqa: E731
-    observation = take(buffer.observation).astype(jnp.float32)
-    policy, legal = take(buffer.policy_target), take(buffer.legal_action_mask)
+    games = buffer.complete.shape[1]
+    draw = jax.random.randint(pick_key, (batch_size,), 0, table[-1])  # [N]
+    row, column = jnp.divmod(jnp.searchsorted(table, draw, side="right"), games)  # [N], [N]
+    fields = (buffer.observation, buffer.policy_target, buffer.legal_action_mask,
+              buffer.value_target)
+    if mesh is None:
+        observation, policy, legal, value = (leaf[row, column] for leaf in fields)
+    else:
+        axis = mesh.axis_names[0]
+        observation, policy, legal, value = jax.shard_map(
+            functools.partial(_gather_split, axis), mesh=mesh,
+            in_specs=(PartitionSpec(None, axis), PartitionSpec(), PartitionSpec()),
+            out_specs=PartitionSpec(axis),
+        )(fields, row, column)
+    observation = observation.astype(jnp.float32)
     if augment:
         index = jax.random.randint(symmetry_key, (batch_size,), 0, game.num_symmetries)
         observation, policy, legal = jax.vmap(game.symmetry)(index, observation, policy, legal)
-    return Batch(observation, policy, legal, take(buffer.value_target))
+    return Batch(observation, policy, legal, value)
+
+
+def _gather_split(axis: str, fields, row: jax.Array, column: jax.Array):
+    """Inside shard_map: this device's slice of the positions at global (`row`, `column`).
+
+    Each device takes the positions that live in its columns and zeros elsewhere; a sum over
+    devices that leaves each its own slice (`psum_scatter`) completes them, moving only the
+    batch, never the buffer.
+    """
+    local_games = fields[0].shape[1]
+    first = jax.lax.axis_index(axis) * local_games
+    mine = (column >= first) & (column < first + local_games)  # [N]
+    local_column = jnp.clip(column - first, 0, local_games - 1)
+
+    def take(leaf):
+        picked = leaf[row, local_column]
+        kept = jnp.where(mine.reshape(-1, *[1] * (picked.ndim - 1)), picked, 0)
+        # psum has no boolean form: legal masks travel as uint8.
+        summed = jax.lax.psum_scatter(kept.astype(jnp.uint8) if leaf.dtype == jnp.bool_ else kept,
+                                      axis, scatter_dimension=0, tiled=True)
+        return summed.astype(leaf.dtype)
+
+    return tuple(take(leaf) for leaf in fields)

@@ -69,7 +69,7 @@ def test_config_is_frozen_and_hashable():
 def test_config_keys_have_descriptions_and_valid_defaults():
     keys = cfg.config_keys()
     assert [section for section in dict.fromkeys(s for s, *_ in keys)] == [
-        "common", "model", "mcts", "selfplay", "training", "evaluation", "export"
+        "common", "model", "mcts", "selfplay", "training", "evaluation", "export", "distributed"
     ]
     for section, key, default, description in keys:
         assert description, f"{section}.{key} has no description"

@@ -21,14 +21,14 @@ def test_phases_compile_once(tmp_path):
     matches, moves = evaluate._play._cache_size(), evaluate._act._cache_size()
     for iteration in range(3):
         key = jax.random.key(iteration)
-        games, buffer, _ = trainer._selfplay(train_state.params, games, buffer, key)
-        train_state, _ = trainer._train(train_state, buffer, key)
+        games, buffer, _ = trainer.selfplay(train_state.params, games, buffer, key)
+        train_state, _ = trainer.train(train_state, buffer, key)
         for index in range(len(trainer.opponent_names)):
             trainer.match(train_state.params, best_params, index, key)
         for positions in trainer.benchmarks:
             positions.measure(trainer.agent(train_state.params), key)
         best_params = jax.device_get(train_state.params)  # as a promotion does
-    assert trainer._selfplay._cache_size() == 1
-    assert trainer._train._cache_size() == 1
+    assert trainer.selfplay._cache_size() == 1
+    assert trainer.train._cache_size() == 1
     assert evaluate._play._cache_size() == matches + 1
     assert evaluate._act._cache_size() == moves + 1

@@ -67,13 +67,13 @@ def test_sampling_draws_only_complete_positions_and_respects_the_window():
     rewards = np.zeros((2, 2, 2))
     rewards[0, 0] = [1.0, -1.0]
     buffer = replay.add(buffer, chunk(0, [[True, False], [False, False]], rewards, np.zeros((2, 2))))
-    batch = replay.sample(GAME, buffer, jax.random.key(0), 256, window=0, augment=False)
+    batch = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(0), 256, augment=False)
     assert set(np.asarray(batch.policy_target[:, 0]).tolist()) == {0.0}  # the one complete slot
     # Every game ends at the next chunk's first move: the waiting positions 1, 2, 3 complete too.
     buffer = replay.add(buffer, chunk(10, np.ones((2, 2), bool), np.zeros((2, 2, 2)), np.zeros((2, 2))))
-    everything = replay.sample(GAME, buffer, jax.random.key(1), 512, window=0, augment=False)
+    everything = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(1), 512, augment=False)
     assert set(np.asarray(everything.policy_target[:, 0]).tolist()) == {0, 1, 2, 3, 10, 11, 12, 13}
-    newest = replay.sample(GAME, buffer, jax.random.key(1), 512, window=2, augment=False)
+    newest = replay.sample(GAME, buffer, replay.sampling_table(buffer, 2), jax.random.key(1), 512, augment=False)
     assert set(np.asarray(newest.policy_target[:, 0]).tolist()) == {12.0, 13.0}
 
 
@@ -87,7 +87,7 @@ def test_augmented_samples_are_symmetric_copies():
                                    jnp.zeros((1, 1), jnp.int8), jnp.ones((1, 1), bool),
                                    jnp.asarray([[[1.0, -1.0]]]))
     buffer = replay.add(buffer, trajectory)
-    batch = replay.sample(GAME, buffer, jax.random.key(0), 200, window=0, augment=True)
+    batch = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(0), 200, augment=True)
     corner_cells = {0, 2, 6, 8}
     marks = np.asarray(batch.observation[..., 0]).reshape(200, 9).argmax(1)
     targets = np.asarray(batch.policy_target).argmax(1)

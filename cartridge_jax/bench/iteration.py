@@ -51,8 +51,8 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
 
     compile_s = {}
     selfplay, compile_s["selfplay"] = _compiled(
-        trainer._selfplay, params, games, buffer, selfplay_key)
-    train, compile_s["train"] = _compiled(trainer._train, train_state, buffer, train_key)
+        trainer.selfplay, params, games, buffer, selfplay_key)
+    train, compile_s["train"] = _compiled(trainer.train, train_state, buffer, train_key)
 
     started = time.perf_counter()
     chunks = config.selfplay.moves_per_iteration // trainer.selfplay_chunk

@@ -27,7 +27,7 @@ def ours(config: Config) -> tuple[timing.Run, loop.Trainer, nets.Params]:
 
     def run(call):
         nonlocal games, buffer  # donated to each call, so the outputs carry on
-        games, buffer, _ = trainer._selfplay(params, games, buffer, jax.random.key(call))
+        games, buffer, _ = trainer.selfplay(params, games, buffer, jax.random.key(call))
         return buffer
 
     return run, trainer, params
