@@ -61,7 +61,7 @@ def assert_ratios_match_speeds(row, speed):
 @pytest.mark.slow
 def test_device_and_suites_are_recorded(bench_output):
     result, markdown, png = bench_output
-    assert result["suites"] == ["games", "selfplay", "learner", "iteration"]
+    assert result["suites"] == ["games", "selfplay", "learner", "iteration", "scaling"]
     device = result["device"]
     assert {"platform", "device_kind", "device_count", "cpu", "cpu_cores", "load_average_1min",
             "jax_version", "jaxlib_version", "flax_version", "mctx_version"} <= set(device)
@@ -71,7 +71,8 @@ def test_device_and_suites_are_recorded(bench_output):
     assert headings == ["# Random play, steps/s",
                         "# Self-play, positions/s (search + step + replay insert)",
                         "# Learner, gradient steps/s",
-                        "# One training iteration, seconds per phase", "# Device"]
+                        "# One training iteration, seconds per phase",
+                        "# Scaling over devices (global batches fixed)", "# Device"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
@@ -114,6 +115,17 @@ def test_iteration_row(bench_output):
     # + 2 flags.
     assert row["replay_bytes_per_position"] == 70
     assert row["peak_host_memory_mb"] > 0
+
+
+@pytest.mark.slow
+def test_scaling_rows(bench_output):
+    result, _, _ = bench_output
+    # One row per device count this process has (test_distributed checks 1, 2 and 4 devices).
+    rows = result["scaling"]
+    assert [row["devices"] for row in rows] == [1, 2, 4][:len(rows)] and rows
+    assert rows[0]["selfplay_speedup"] == rows[0]["train_speedup"] == 1.0
+    assert all(row["positions_per_s"] > 0 and row["steps_per_s"] > 0 for row in rows)
+    assert (rows[0]["game"], rows[0]["net"], rows[0]["games"]) == ("tictactoe", "tiny", 4)
 
 
 def test_missing_pgx_is_one_line_naming_the_extra(run_cli, monkeypatch):

@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
 from cartridge_jax import distributed, loop, replay, stats
+from cartridge_jax.bench import scaling
 from helpers import TINY_TOML
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -188,6 +189,14 @@ def test_four_devices_whole_run_resumes_a_legacy_checkpoint(tiny_toml, tmp_path)
     assert stats.read_stats(run_dir / "stats.json").last_checkpoint == 2
     with checkpoint_lib.Checkpoints(run_dir / "checkpoints", max_to_keep=3) as saved:
         assert saved.iterations() == [1, 2]
+
+
+@four_devices
+def test_four_devices_scaling_bench_covers_1_2_4():
+    rows = scaling.measure(["tictactoe"], ["tiny"], 1, games=8, moves=2, train_steps=2)
+    assert [row["devices"] for row in rows] == [1, 2, 4]
+    assert all(row["positions_per_s"] > 0 and row["steps_per_s"] > 0 for row in rows)
+    assert rows[2]["selfplay_speedup"] == rows[2]["positions_per_s"] / rows[0]["positions_per_s"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Suites (`--suite`, comma-separated, or "all"):
   selfplay   positions/s of the Trainer's self-play phase, next to the pgx reference loop;
   learner    gradient steps/s and samples/s of the Trainer's training phase;
   iteration  one training iteration phase by phase: self-play, training, evaluation, export,
-             checkpoint, compilation; peak memory, replay bytes per position.
+             checkpoint, compilation; peak memory, replay bytes per position;
+  scaling    self-play positions/s and training steps/s on 1, 2, 4, ... of this process's
+             devices (on a CPU, simulate them: XLA_FLAGS=--xla_force_host_platform_device_count=4).
 The iteration suite measures the configuration that `train` would use (presets, --config,
 --section.key flags); the others measure each game's presets (see bench/presets.py).
 """
@@ -20,7 +22,8 @@ import pathlib
 from typing import Any, Callable
 
 from cartridge_jax import games
-from cartridge_jax.bench import device, iteration, learner, presets, random_play, report, selfplay
+from cartridge_jax.bench import (device, iteration, learner, presets, random_play, report,
+                                 scaling, selfplay)
 from cartridge_jax.config import Config
 from cartridge_jax.io import atomic_write_text
 
@@ -40,6 +43,7 @@ SUITES = {
     "learner": Suite("learner", "Learner, gradient steps/s", learner.TABLE),
     "iteration": Suite("iteration", "One training iteration, seconds per phase", iteration.TABLE,
                        iteration.table_rows),
+    "scaling": Suite("scaling", "Scaling over devices (global batches fixed)", scaling.TABLE),
 }
 
 
@@ -54,6 +58,9 @@ def _run_suite(name: str, args: argparse.Namespace,
                                 args.selfplay_moves, args.repeats, with_pgx)
     if name == "learner":
         return learner.measure(args.games, nets, args.learner_steps, args.repeats)
+    if name == "scaling":
+        return scaling.measure(args.games, nets, args.repeats, games=args.selfplay_games,
+                               moves=args.selfplay_moves, train_steps=args.learner_steps)
     return iteration.measure([load_config(game) for game in args.games])
 
 
@@ -123,7 +130,7 @@ def _name_list(choices: list[str], what: str, allow_all: bool = False):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", type=_name_list(list(SUITES), "suite", allow_all=True),
                         default=["games"], help="comma-separated suites: games, selfplay, "
-                        "learner, iteration, or all (default: games)")
+                        "learner, iteration, scaling, or all (default: games)")
     parser.add_argument("--games", type=_name_list(games.names(), "game"), default=games.names(),
                         help="comma-separated games (default: all)")
     parser.add_argument("--repeats", type=_positive_int, default=3,
@@ -136,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated batch sizes (default: 64,256,1024,4096,8192)")
     group.add_argument("--steps", type=_positive_int, default=100,
                        help="moves per game per timed run (default: 100)")
-    group = parser.add_argument_group("suites selfplay and learner")
+    group = parser.add_argument_group("suites selfplay, learner and scaling")
     group.add_argument("--nets", type=_name_list(list(presets.NETS), "net"), default=None,
                        help="networks: tiny (a 32-unit MLP), cpu, gpu (the presets'); default: "
                        "tiny,cpu on a CPU, all on an accelerator")
