@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import re
 from typing import Any
@@ -32,8 +33,9 @@ import flax.serialization
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
-from cartridge_jax.io import atomic_write_bytes
+from cartridge_jax.io import atomic_write_bytes, is_remote
 
 # Meta fields that say what a checkpoint is *for*: a mismatch means another run's checkpoint.
 IDENTITY_FIELDS = ("game", "encoding_version", "network", "params_fingerprint")
@@ -69,7 +71,7 @@ class Checkpoints:
     `save` blocks until the checkpoint is on disk (no async save to wait for or to lose on exit).
     """
 
-    def __init__(self, directory: pathlib.Path | str, *, max_to_keep: int):
+    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int):
         if max_to_keep < 1:
             raise CheckpointError(f"max_to_keep must be at least 1, got {max_to_keep}")
         self._shown_directory = str(directory)
@@ -216,37 +218,37 @@ class Checkpoints:
             )
 
 
-def snapshot_path(run_dir: str | pathlib.Path, iteration: int) -> pathlib.Path:
+def snapshot_path(run_dir: str | os.PathLike, iteration: int) -> epath.Path:
     """`<run_dir>/snapshots/iter_<iteration>.msgpack`."""
-    return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"iter_{iteration}.msgpack"
+    return epath.Path(run_dir) / SNAPSHOT_DIR / f"iter_{iteration}.msgpack"
 
 
-def save_snapshot(run_dir: str | pathlib.Path, iteration: int, params: Any) -> pathlib.Path:
+def save_snapshot(run_dir: str | os.PathLike, iteration: int, params: Any) -> epath.Path:
     """Writes the parameters of `iteration` (atomically); returns the file."""
     path = snapshot_path(run_dir, iteration)
     atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(params)))
     return path
 
 
-def snapshots(run_dir: str | pathlib.Path) -> dict[int, pathlib.Path]:
+def snapshots(run_dir: str | os.PathLike) -> dict[int, epath.Path]:
     """{iteration: file} of the run's snapshots, oldest first."""
-    folder = pathlib.Path(run_dir) / SNAPSHOT_DIR
+    folder = epath.Path(run_dir) / SNAPSHOT_DIR
     found = {snapshot_iteration(path): path for path in folder.glob("iter_*.msgpack")
              if _SNAPSHOT_NAME.match(path.name)}
     return dict(sorted(found.items()))
 
 
-def snapshot_iteration(path: str | pathlib.Path) -> int:
+def snapshot_iteration(path: str | os.PathLike) -> int:
     """The iteration in a snapshot's file name (0 if it has none)."""
-    match = _SNAPSHOT_NAME.match(pathlib.Path(path).name)
+    match = _SNAPSHOT_NAME.match(epath.Path(path).name)
     return int(match.group(1)) if match else 0
 
 
-def load_snapshot(path: str | pathlib.Path, template: Any) -> Any:
+def load_snapshot(path: str | os.PathLike, template: Any) -> Any:
     """The parameters in snapshot `path`, checked against `template` (the network's parameters
     or their shapes); CheckpointError with a one-line reason otherwise."""
     try:
-        params = flax.serialization.msgpack_restore(pathlib.Path(path).read_bytes())
+        params = flax.serialization.msgpack_restore(epath.Path(path).read_bytes())
     except (OSError, ValueError, TypeError) as error:
         raise CheckpointError(f"cannot read snapshot {path}: {_first_line(error)}") from None
     if params_fingerprint(params) != params_fingerprint(template):
@@ -317,12 +319,11 @@ def _dtype_name(leaf: Any) -> str:
     return str(dtype if dtype is not None else np.asarray(leaf).dtype)
 
 
-def _absolute(directory: pathlib.Path | str) -> str:
+def _absolute(directory: str | os.PathLike) -> str:
     # orbax (tensorstore) refuses relative local paths, and only at write time.
-    text = str(directory)
-    if "://" in text:
-        return text
-    return str(pathlib.Path(text).expanduser().absolute())
+    if is_remote(directory):
+        return os.fspath(directory)
+    return str(pathlib.Path(directory).expanduser().absolute())
 
 
 def _shown(value: Any) -> str:

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Callable, Sequence
 
+from etils import epath
+
 from cartridge_jax import config as config_lib
 from cartridge_jax import games
 
@@ -127,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from cartridge_jax import checkpoint, export, loop
 
-    run_dir = pathlib.Path(args.run_dir)
+    run_dir = epath.Path(args.run_dir)
     if not run_dir.is_dir():
         raise config_lib.ConfigError(f"run directory {run_dir} does not exist: name a folder "
                                      "that `train` wrote (its --run-dir)")
@@ -147,7 +149,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_config(args: argparse.Namespace, path: pathlib.Path) -> config_lib.Config:
+def _model_config(args: argparse.Namespace, path: epath.Path) -> config_lib.Config:
     """The configuration for the model at `path`: an exported model folder's game under the
     usual layers, or a run directory's recorded configuration (see `_run_config`)."""
     manifest = path / "manifest.json"
@@ -169,7 +171,7 @@ def _model_config(args: argparse.Namespace, path: pathlib.Path) -> config_lib.Co
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cartridge_jax import evaluate
 
-    path = pathlib.Path(args.model)
+    path = epath.Path(args.model)
     config = _model_config(args, path)
     enable_compilation_cache()
     try:
@@ -190,7 +192,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from cartridge_jax import terminal
 
     game = games.make(args.game)
-    path = pathlib.Path(args.model)
+    path = epath.Path(args.model)
     config = _model_config(args, path)
     if config.common.game != game.name:
         raise config_lib.ConfigError(f"model {path} plays {config.common.game}, not {game.name}: "
@@ -206,7 +208,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
 def _cmd_ship(args: argparse.Namespace) -> int:
     from cartridge_jax import export, modelcard, stats, website
 
-    run_dir = pathlib.Path(args.run_dir)
+    run_dir = epath.Path(args.run_dir)
     if not (run_dir / "stats.json").is_file():
         raise config_lib.ConfigError(f"{run_dir} is not a training run (no stats.json): name a "
                                      "folder that `train` wrote (its --run-dir)")
@@ -225,7 +227,7 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_config(args: argparse.Namespace, run_dir: pathlib.Path) -> config_lib.Config:
+def _run_config(args: argparse.Namespace, run_dir: epath.Path) -> config_lib.Config:
     """The configuration a run was trained with: its stats.json's, under any flags given.
 
     A run directory without stats.json gets the usual layers (file, environment, flags).
@@ -243,13 +245,13 @@ def _cmd_ladder(args: argparse.Namespace) -> int:
     sims = config.evaluation.simulations if args.sims is None else args.sims
     names = [name.strip() for name in args.opponents.split(",") if name.strip()]
     names = [ladder.ANCHOR, *(name for name in names if name != ladder.ANCHOR)]
-    models = {name: pathlib.Path(name) for name in args.models}
+    models = {name: epath.Path(name) for name in args.models}
     for run_dir in args.snapshots:
         found = checkpoint.snapshots(run_dir)
         if not found:
             raise config_lib.ConfigError(f"no snapshots in {run_dir}/{checkpoint.SNAPSHOT_DIR}: "
                                          "train with training.snapshot_interval > 0")
-        prefix = f"{pathlib.Path(run_dir).name}/" if len(args.snapshots) > 1 else ""
+        prefix = f"{epath.Path(run_dir).name}/" if len(args.snapshots) > 1 else ""
         models.update({f"{prefix}iter_{iteration}": path for iteration, path in found.items()})
     if not models:
         raise config_lib.ConfigError("nothing to rate: name models (--models) or a run "

@@ -25,6 +25,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 
+from etils import epath
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
 
@@ -712,7 +713,7 @@ def recorded_config(run_directory: str | os.PathLike, *, config_file: str | None
     """
     from cartridge_jax import stats  # imported here: stats is not needed to read a config
 
-    path = pathlib.Path(run_directory) / "stats.json"
+    path = epath.Path(run_directory) / "stats.json"
     recorded = {}
     if path.exists():
         try:
@@ -725,8 +726,9 @@ def recorded_config(run_directory: str | os.PathLike, *, config_file: str | None
     return load_config(config_file=config_file, flags=layers)[0]
 
 
-def run_dir(config: Config) -> pathlib.Path:
-    """The run's folder: common.run_dir if set, else <data_dir>/runs/<game>."""
+def run_dir(config: Config) -> epath.Path:
+    """The run's folder: common.run_dir if set, else <data_dir>/runs/<game>; local or remote
+    (e.g. gs://bucket/runs/c4)."""
     if config.common.run_dir:
-        return pathlib.Path(config.common.run_dir)
-    return pathlib.Path(config.common.data_dir) / "runs" / config.common.game
+        return epath.Path(config.common.run_dir)
+    return epath.Path(config.common.data_dir) / "runs" / config.common.game

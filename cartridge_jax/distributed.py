@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import socket
 import time
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -74,9 +75,9 @@ def _wait_for_coordinator(address: str, timeout_s: float) -> None:
             time.sleep(0.5)
 
 
-def data_mesh() -> Mesh:
-    """A one-axis mesh over all devices of all processes, in JAX's device order."""
-    return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis mesh over `devices` (default: all devices of all processes, in JAX's order)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

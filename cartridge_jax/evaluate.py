@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from jax.tree_util import Partial
 
 from cartridge_jax import arena, opponents, search
@@ -83,7 +84,7 @@ def opponent_agent(game: Game, name: str, *, simulations: int, c_puct: float) ->
 def load_agent(game: Game, path, *, simulations: int, c_puct: float) -> tuple[Agent, int]:
     """(agent, iteration) of the model at `path` (a run directory, an exported model folder or
     a snapshot file), which must play `game`; a run's network comes from its stats.json."""
-    path = pathlib.Path(path)
+    path = epath.Path(path)
     run = path.parent.parent if path.suffix == ".msgpack" else path
     try:
         if (path / "manifest.json").is_file() or not (run / "stats.json").is_file():
@@ -471,7 +472,7 @@ def load_model(config, path) -> tuple[Game, search.ApplyFn, Any, int]:
     describes the network of a run directory or snapshot: the run's own configuration."""
     from cartridge_jax import checkpoint, loop, nets  # the training machinery, only when loading
 
-    path = pathlib.Path(path)
+    path = epath.Path(path)
     if (path / "manifest.json").is_file():
         from cartridge_jax import export
 

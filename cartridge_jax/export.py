@@ -6,7 +6,7 @@
                             agent=agent_settings(config))
     game, network, params, manifest = load_exported(directory)
 
-The output folder (normally `<run_dir>/models/<game>/`) receives:
+The output folder (normally `<run_dir>/models/<game>/`; local or remote, e.g. gs://) receives:
 
     model.onnx      input   observation    float32[batch, rows, cols, planes]
                     outputs policy_logits  float32[batch, A]   (unmasked)
@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import pathlib
+import os
 from typing import Any
 
 import flax.serialization
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import onnx
 import pydantic
+from etils import epath
 
 from cartridge_jax import checkpoint, games, nets
 from cartridge_jax import io as io_lib
@@ -60,9 +61,9 @@ class ExportError(Exception):
     """An export cannot be written or read; the message is one line for people."""
 
 
-def model_dir(run_dir: str | pathlib.Path, game_name: str) -> pathlib.Path:
+def model_dir(run_dir: str | os.PathLike, game_name: str) -> epath.Path:
     """Where a run's exported model of `game_name` lives: `<run_dir>/models/<game>/`."""
-    return pathlib.Path(run_dir) / "models" / game_name
+    return epath.Path(run_dir) / "models" / game_name
 
 
 def agent_settings(config: Config) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def export_model(
     network: Any,
     params: nets.Params,
     model_config: ModelConfig,
-    out_dir: str | pathlib.Path,
+    out_dir: str | os.PathLike,
     *,
     step: int,
     iteration: int,
@@ -120,7 +121,7 @@ def export_model(
         "network": nets.describe(float32_network, params),
         "agent": agent_settings(Config()) if agent is None else agent,
     }
-    out_dir = pathlib.Path(out_dir)
+    out_dir = epath.Path(out_dir)
     io_lib.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)
     io_lib.atomic_write_bytes(out_dir / PARAMS_FILE, params_bytes)
     io_lib.atomic_write_text(out_dir / NETWORK_FILE, _json(network_data))
@@ -129,13 +130,13 @@ def export_model(
     return manifest
 
 
-def load_exported(directory: str | pathlib.Path) -> tuple[games.Game, Any, nets.Params, dict]:
+def load_exported(directory: str | os.PathLike) -> tuple[games.Game, Any, nets.Params, dict]:
     """(game, network, params, manifest) of an export folder, ready for `network.apply`.
 
     Raises ExportError when a file is missing or unreadable, the parameters are not the ones the
     manifest announces, or the export is for another observation encoding than this code's.
     """
-    directory = pathlib.Path(directory)
+    directory = epath.Path(directory)
     manifest = _read_json(directory / MANIFEST_FILE)
     described = _read_json(directory / NETWORK_FILE)
     try:
@@ -247,7 +248,7 @@ def _json(data: dict) -> str:
     return json.dumps(data, indent=1) + "\n"
 
 
-def _read_json(path: pathlib.Path) -> dict:
+def _read_json(path: epath.Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,10 +1,16 @@
-"""Small file helpers shared by everything that writes results."""
+"""Small file helpers shared by everything that writes results.
+
+Paths may be local or remote (`gs://bucket/...`, any scheme etils' epath knows); remote ones go
+through `etils.epath`, which needs the scheme's filesystem package (gcsfs for gs://).
+"""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import tempfile
+
+from etils import epath
 
 
 def _umask() -> int:
@@ -18,11 +24,23 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether `path` names an object in a store (gs://, s3://, ...) rather than a local file."""
+    return "://" in os.fspath(path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` so that readers see the old file or the new one, never half.
 
-    The data goes to a temporary file in the same directory, which then replaces `path`.
+    Locally the data goes to a temporary file in the same directory, which then replaces `path`.
     """
+    if is_remote(path):
+        # An object store replaces an object whole once its upload completes (and has no atomic
+        # rename to build on), so one direct write keeps the promise.
+        target = epath.Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -1,9 +1,12 @@
 """The training loop: iterations of self-play -> train -> evaluate, resumable.
 
 Each phase is compiled once per configuration and run in a few jitted chunks; the host only
-updates progress bars, checks for a stop request and a finite loss between chunks. A run
-directory holds orbax checkpoints (everything needed to continue: params, optimizer, replay
-buffer, self-play games, RNG), `stats.json`, parameter snapshots in `snapshots/` (see
+updates progress bars, checks for a stop request and a finite loss between chunks. The phases
+run over every device (`Trainer.mesh`, see distributed.py): self-play and the replay buffer
+split by games, training batches split, everything else replicated.
+
+A run directory holds orbax checkpoints (everything needed to continue: params, optimizer,
+replay buffer, self-play games, RNG), `stats.json`, parameter snapshots in `snapshots/` (see
 checkpoint.py) and, with `export.enabled`, the network exported at each checkpoint to
 `models/<game>/` (see export.py); rerunning the same command resumes.
 
@@ -21,7 +24,6 @@ import dataclasses
 import functools
 import io
 import math
-import pathlib
 import signal
 import sys
 import time
@@ -30,6 +32,7 @@ from typing import Any, TextIO
 
 import jax
 import jax.numpy as jnp
+from etils import epath
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import Partial
@@ -197,9 +200,11 @@ def _switch(opponents, index, key, states):
 def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
     """(trainer, state, iteration) of the run directory's latest checkpoint.
 
-    Raises checkpoint.CheckpointError when there is none or it belongs to another setup.
+    Raises checkpoint.CheckpointError when there is none or it belongs to another setup. The
+    state is laid out on the first device alone: readers (eval, export) need no mesh, and a
+    checkpoint saved on any number of devices loads whatever the batches' divisibility here.
     """
-    trainer = Trainer(config)
+    trainer = Trainer(config, distributed.data_mesh(jax.devices()[:1]))
     directory = config_lib.run_dir(config) / "checkpoints"
     state = trainer.initial_state()
     with checkpoint_lib.Checkpoints(directory, max_to_keep=config.training.max_checkpoints) as saved:
@@ -383,7 +388,7 @@ class _Exporter:
     first jax2onnx export in a process costs ~10 s of start-up). One export at a time; an
     export's error surfaces at the next `submit` or at `finish`."""
 
-    def __init__(self, trainer: Trainer, run_dir: pathlib.Path, out: TextIO):
+    def __init__(self, trainer: Trainer, run_dir: epath.Path, out: TextIO):
         self._trainer, self._run_dir, self._out = trainer, run_dir, out
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export")
         self._pending: concurrent.futures.Future | None = None
@@ -415,7 +420,7 @@ class _Exporter:
             self._announced = True
 
 
-def _export(trainer, params, step, iteration, run_dir) -> tuple[pathlib.Path, float]:
+def _export(trainer, params, step, iteration, run_dir) -> tuple[epath.Path, float]:
     """Exports `params` to <run_dir>/models/<game>/: (that folder, seconds taken)."""
     started = time.perf_counter()
     folder = export_lib.model_dir(run_dir, trainer.game.name)

@@ -22,6 +22,7 @@ import tempfile
 from typing import Any, NamedTuple
 
 import jax
+from etils import epath
 
 from cartridge_jax import export, stats
 from cartridge_jax import io as io_lib
@@ -140,14 +141,15 @@ def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[d
     }
 
 
-def ship(run_dir: str | pathlib.Path, dest: str | pathlib.Path, config, *, command: str,
+def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, command: str,
          sims: int | None = None, progress=print) -> dict[str, Any]:
     """Copies a run's exported model and stats into `dest`, evaluates it there, writes card.json.
 
-    The new folder is assembled beside `dest` and swapped in at the end, so `dest` holds the
-    old model or the new one, never a mix.
+    `run_dir` may be remote (gs://...); `dest` is a local folder. The new folder is assembled
+    beside `dest` and swapped in at the end, so `dest` holds the old model or the new one, never
+    a mix.
     """
-    run_dir, dest = pathlib.Path(run_dir), pathlib.Path(dest)
+    run_dir, dest = epath.Path(run_dir), pathlib.Path(dest)
     source = export.model_dir(run_dir, config.common.game)
     if not (source / export.MANIFEST_FILE).is_file():
         raise export.ExportError(f"{source} holds no exported model: run "
@@ -156,10 +158,11 @@ def ship(run_dir: str | pathlib.Path, dest: str | pathlib.Path, config, *, comma
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
+        # Read through epath, not shutil.copy2: the run directory may be remote.
         for name in (export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE,
                      export.MANIFEST_FILE):
-            shutil.copy2(source / name, staging / name)
-        shutil.copy2(run_dir / STATS_FILE, staging / STATS_FILE)
+            (staging / name).write_bytes((source / name).read_bytes())
+        (staging / STATS_FILE).write_bytes((run_dir / STATS_FILE).read_bytes())
         manifest = json.loads((staging / export.MANIFEST_FILE).read_text())
         results = run_suite(config, staging, sims=sims, progress=progress)
         card = build_card(run_stats, manifest, results, command=command)

@@ -4,7 +4,8 @@ Layout: `[R, G]` slots, R rows of G games (G = the self-play batch). Self-play w
 move of all games, so a game's positions stay in its column, in order. A position becomes
 sampleable (`complete`) once its game has ended and its value target (the final outcome from
 the view of the player who moved there) is known; `add` fills in the targets of earlier rows
-when a game ends in a later chunk.
+when a game ends in a later chunk. On several devices the G columns are split over them
+(`partition_spec`): `add` works column by column, so each device writes its own games' columns.
 
 Bytes per position: observation rows*cols*planes (uint8) + policy target 4*A (float32) +
 legal mask A (bool) + value target 4 + player 1 + two flags 2.

@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
+from etils import epath
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -417,7 +418,7 @@ def write_stats(path: str | os.PathLike, stats: Stats) -> None:
 def read_stats(path: str | os.PathLike) -> Stats:
     """Reads a stats.json; StatsError with a one-line reason if it is missing or unusable."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with epath.Path(path).open(encoding="utf-8") as handle:
             data = json.load(handle, parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise StatsError(f"no stats file at {path}") from None

@@ -16,12 +16,12 @@ the end of the input, so a pipe, a test's stream or a notebook's `input` can all
 from __future__ import annotations
 
 import functools
-import pathlib
 import time
 from typing import Callable, TextIO
 
 import jax
 import numpy as np
+from etils import epath
 
 from cartridge_jax import evaluate, search
 from cartridge_jax.games import Game, State
@@ -193,7 +193,7 @@ def run(config, model_path, *, sims: int | None, bot_first: bool, ask: Ask, out:
     game, apply_fn, params, iteration = evaluate.load_model(config, model_path)
     simulations = config.evaluation.simulations if sims is None else sims
     started = time.perf_counter()
-    _say(out, f"Loading the bot: {game.display_name} model {pathlib.Path(model_path)} "
+    _say(out, f"Loading the bot: {game.display_name} model {epath.Path(model_path)} "
               f"(iteration {iteration}), {simulations} simulations a move...")
     bot = Bot(game, apply_fn, params, simulations=simulations, c_puct=config.mcts.c_puct,
               seed=config.common.seed)

@@ -17,7 +17,6 @@ import sys
 import jax
 import numpy as np
 import pytest
-from jax.sharding import Mesh
 
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
@@ -124,7 +123,7 @@ def _count_four_device_tests() -> int:
 def _trainers(toml, **flags) -> tuple[loop.Trainer, loop.Trainer]:
     """The same configuration on the first device alone and on all four."""
     config = _config(toml, **flags)
-    return loop.Trainer(config, Mesh(np.asarray(jax.devices()[:1]), (distributed.DATA_AXIS,))), \
+    return loop.Trainer(config, distributed.data_mesh(jax.devices()[:1])), \
         loop.Trainer(config)
 
 

@@ -12,12 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import numpy as np
-from jax.sharding import Mesh
 
-from cartridge_jax import loop
+from cartridge_jax import distributed, loop
 from cartridge_jax.bench import learner, presets, timing
-from cartridge_jax.distributed import DATA_AXIS
 
 
 def device_counts(config) -> list[int]:
@@ -40,7 +37,7 @@ def measure(game_names: list[str], net_names: list[str], repeats: int, *,
                                            train_steps=train_steps)
             baseline = None
             for count in device_counts(config):
-                mesh = Mesh(np.asarray(jax.local_devices()[:count]), (DATA_AXIS,))
+                mesh = distributed.data_mesh(jax.local_devices()[:count])
                 row = _measure_one(loop.Trainer(config, mesh), repeats)
                 baseline = baseline or row
                 row.update(game=name, net=net, preset=presets.preset_name(name, net),
