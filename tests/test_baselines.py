@@ -84,3 +84,19 @@ def test_greedy_beats_random(name):
     game = games.make(name)
     assert duel_score(game, "greedy", "random") > 0.6
     assert duel_score(game, "random", "greedy") < -0.3
+
+
+def test_index_among_splits_the_unit_interval_evenly_over_the_allowed_indices():
+    """index_among (self-play's random openings) maps [0, 1) onto the allowed indices in equal
+    parts: any point well inside the k-th of n equal parts picks the k-th allowed index."""
+    rng = np.random.default_rng(0)
+    pick = jax.jit(jax.vmap(baselines.index_among, in_axes=(0, None)))
+    for _ in range(20):
+        allowed = rng.random(65) < rng.uniform(0.05, 0.9)
+        allowed[rng.integers(65)] = True
+        indices = np.flatnonzero(allowed)
+        n = len(indices)
+        parts = np.arange(n, dtype=np.float32)
+        for offset in (0.5, 0.01, 0.99):
+            uniforms = ((parts + offset) / n).astype(np.float32)
+            assert np.array_equal(np.asarray(pick(uniforms, allowed)), indices)

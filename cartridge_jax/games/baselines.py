@@ -23,6 +23,14 @@ def uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
+def index_among(uniform: jax.Array, allowed: jax.Array) -> jax.Array:
+    """The index of the k-th True entry of bool[A] `allowed`, k = floor(`uniform` x their count):
+    a uniformly random allowed index from one uniform number in [0, 1)."""
+    count = jnp.sum(allowed, dtype=jnp.int32)
+    k = jnp.minimum(jnp.floor(uniform * count).astype(jnp.int32), count - 1)
+    return jnp.argmax(jnp.cumsum(allowed, dtype=jnp.int32) > k).astype(jnp.int32)
+
+
 def random_action(key: jax.Array, state: State) -> jax.Array:
     """A uniformly random legal move."""
     return uniform_among(key, state.legal_action_mask)
