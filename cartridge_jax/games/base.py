@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 State = Any  # a game's own frozen state dataclass (see each game module)
 Array = jax.Array
@@ -104,6 +105,28 @@ class Game:
         return jax.vmap(self.symmetry, in_axes=(0, None, None, None))(
             indices, observation, policy, legal_action_mask
         )
+
+
+@struct.dataclass
+class CellBoardState:
+    """The state of a game whose position is one int8 per cell (TicTacToe, Connect 4)."""
+
+    board: jax.Array  # int8[cells]: 0 empty, 1 player 0's piece, 2 player 1's
+    current_player: jax.Array  # int32[]
+    legal_action_mask: jax.Array  # bool[A]
+    terminated: jax.Array  # bool[]
+    rewards: jax.Array  # float32[2]
+
+
+def empty_cell_board(cells: int, num_actions: int) -> CellBoardState:
+    """An empty board, player 0 to move, every action legal."""
+    return CellBoardState(
+        board=jnp.zeros(cells, jnp.int8),
+        current_player=jnp.int32(0),
+        legal_action_mask=jnp.ones(num_actions, jnp.bool_),
+        terminated=jnp.bool_(False),
+        rewards=jnp.zeros(2, jnp.float32),
+    )
 
 
 def make_step(apply_legal_move: Callable[[State, Array], State]) -> Callable[[State, Array], State]:

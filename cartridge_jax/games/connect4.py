@@ -19,7 +19,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from cartridge_jax.games import base
 
@@ -32,25 +31,13 @@ ENCODING_VERSION = 1
 LINES_THROUGH = base.lines_through_each_cell(ROWS, COLS, 4)  # [42, 16, 4]
 
 
-@struct.dataclass
-class State:
-    board: jax.Array  # int8[42]: 0 empty, 1 Red (player 0), 2 Yellow (player 1)
-    current_player: jax.Array  # int32[]
-    legal_action_mask: jax.Array  # bool[7]
-    terminated: jax.Array  # bool[]
-    rewards: jax.Array  # float32[2]
+State = base.CellBoardState  # board int8[42]: 0 empty, 1 Red (player 0), 2 Yellow (player 1)
 
 
 def init(key: jax.Array) -> State:
     """The empty board, Red to move. The start is deterministic: `key` is unused."""
     del key
-    return State(
-        board=jnp.zeros(NUM_CELLS, jnp.int8),
-        current_player=jnp.int32(0),
-        legal_action_mask=jnp.ones(NUM_ACTIONS, jnp.bool_),
-        terminated=jnp.bool_(False),
-        rewards=jnp.zeros(2, jnp.float32),
-    )
+    return base.empty_cell_board(NUM_CELLS, NUM_ACTIONS)
 
 
 def _apply_legal_move(state: State, action: jax.Array) -> State:

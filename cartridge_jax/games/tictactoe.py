@@ -16,7 +16,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from cartridge_jax.games import base
 
@@ -27,25 +26,13 @@ ENCODING_VERSION = 1
 LINES_THROUGH = base.lines_through_each_cell(ROWS, COLS, 3)  # [9, 4, 3]
 
 
-@struct.dataclass
-class State:
-    board: jax.Array  # int8[9]: 0 empty, 1 X (player 0), 2 O (player 1)
-    current_player: jax.Array  # int32[]
-    legal_action_mask: jax.Array  # bool[9]
-    terminated: jax.Array  # bool[]
-    rewards: jax.Array  # float32[2]
+State = base.CellBoardState  # board int8[9]: 0 empty, 1 X (player 0), 2 O (player 1)
 
 
 def init(key: jax.Array) -> State:
     """The empty board, X to move. The start is deterministic: `key` is unused."""
     del key
-    return State(
-        board=jnp.zeros(9, jnp.int8),
-        current_player=jnp.int32(0),
-        legal_action_mask=jnp.ones(9, jnp.bool_),
-        terminated=jnp.bool_(False),
-        rewards=jnp.zeros(2, jnp.float32),
-    )
+    return base.empty_cell_board(9, NUM_ACTIONS)
 
 
 def _apply_legal_move(state: State, action: jax.Array) -> State:
