@@ -207,7 +207,8 @@ def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
     trainer = Trainer(config, distributed.data_mesh(jax.devices()[:1]))
     directory = config_lib.run_dir(config) / "checkpoints"
     state = trainer.initial_state()
-    with checkpoint_lib.Checkpoints(directory, max_to_keep=config.training.max_checkpoints) as saved:
+    with checkpoint_lib.Checkpoints(directory,
+                                    max_to_keep=config.training.max_checkpoints) as saved:
         iteration = saved.latest_iteration()
         if iteration is None:
             raise checkpoint_lib.CheckpointError(
@@ -243,7 +244,7 @@ class _StopRequest:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Best:
+class Best:
     """The best network so far: the evaluation's "best" opponent."""
 
     params: Any  # a host copy (training donates the device buffers)
@@ -367,20 +368,20 @@ def _devices(mesh) -> str:
     return text + (f" in {processes} processes" if processes > 1 else "")
 
 
-def _resumed_best(stats, done, run_dir, initial_params, state, out) -> _Best:
+def _resumed_best(stats, done, run_dir, initial_params, state, out) -> Best:
     """The best network as of iteration `done`: the last promoted one up to it (its snapshot),
     else the initial network."""
     promoted = [e.iteration for e in stats.eval_history
                 if e.became_new_best and e.iteration <= done]
     if not promoted:
-        return _Best(initial_params, 0)
+        return Best(initial_params, 0)
     path = checkpoint_lib.snapshot_path(run_dir, promoted[-1])
     try:
-        return _Best(checkpoint_lib.load_snapshot(path, initial_params), promoted[-1])
+        return Best(checkpoint_lib.load_snapshot(path, initial_params), promoted[-1])
     except checkpoint_lib.CheckpointError as error:
         print(f"Warning: the best network's snapshot is unusable ({error}); the network of "
               f"iteration {done} stands in for it", file=out)
-        return _Best(jax.device_get(state.train_state.params), done)
+        return Best(jax.device_get(state.train_state.params), done)
 
 
 class _Exporter:
@@ -400,7 +401,7 @@ class _Exporter:
         params = jax.device_get(state.train_state.params)
         step = int(state.train_state.step)
         self._pending = self._pool.submit(
-            _export, self._trainer, params, step, iteration, self._run_dir)
+            export_network, self._trainer, params, step, iteration, self._run_dir)
 
     def finish(self) -> None:
         """Waits for the last export; raises its error, if any."""
@@ -420,7 +421,7 @@ class _Exporter:
             self._announced = True
 
 
-def _export(trainer, params, step, iteration, run_dir) -> tuple[epath.Path, float]:
+def export_network(trainer, params, step, iteration, run_dir) -> tuple[epath.Path, float]:
     """Exports `params` to <run_dir>/models/<game>/: (that folder, seconds taken)."""
     started = time.perf_counter()
     folder = export_lib.model_dir(run_dir, trainer.game.name)
@@ -483,8 +484,8 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
     interval = config.evaluation.interval
     final = iteration == config.training.iterations
     if interval and (iteration % interval == 0 or final) and not stopping:
-        entries, points, best = _evaluate(trainer, train_state.params, best, iteration, step,
-                                          eval_key, bar)
+        entries, points, best = evaluate_network(trainer, train_state.params, best, iteration,
+                                                 step, eval_key, bar)
 
     elapsed = time.perf_counter() - started
     counters = _Counters(
@@ -517,7 +518,7 @@ def _iteration(trainer, state, stats, counters, best, iteration, last_saved, sto
     return state, stats, counters, best, stopping
 
 
-def _evaluate(trainer, params, best, iteration, step, key, bar):
+def evaluate_network(trainer, params, best, iteration, step, key, bar):
     """(eval entries, benchmark points, best): matches against every opponent and the best
     network, then the benchmark sets; the network becomes the best on a high enough score.
 
@@ -547,7 +548,7 @@ def _evaluate(trainer, params, best, iteration, step, key, bar):
                                  value=value)
         for name, measure in measures.items() for metric, value in measure.items()
         if metric != "n"]
-    return entries, points, _Best(jax.device_get(params), iteration) if promoted else best
+    return entries, points, Best(jax.device_get(params), iteration) if promoted else best
 
 
 def _summary_line(iteration, iterations, step, losses, learning_rate, positions_per_s,

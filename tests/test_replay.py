@@ -62,18 +62,24 @@ def test_ring_overwrites_the_oldest_rows_in_order():
     assert int(buffer.cursor) == 1
 
 
+def draw(buffer, seed, batch_size, window=0, augment=False):
+    """replay.sample with key `seed` from the positions `window` allows."""
+    table = replay.sampling_table(buffer, window)
+    return replay.sample(GAME, buffer, table, jax.random.key(seed), batch_size, augment=augment)
+
+
 def test_sampling_draws_only_complete_positions_and_respects_the_window():
     buffer = replay.init(GAME, capacity=8, games=2)  # 4 rows
     rewards = np.zeros((2, 2, 2))
     rewards[0, 0] = [1.0, -1.0]
     buffer = replay.add(buffer, chunk(0, [[True, False], [False, False]], rewards, np.zeros((2, 2))))
-    batch = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(0), 256, augment=False)
+    batch = draw(buffer, 0, 256)
     assert set(np.asarray(batch.policy_target[:, 0]).tolist()) == {0.0}  # the one complete slot
     # Every game ends at the next chunk's first move: the waiting positions 1, 2, 3 complete too.
     buffer = replay.add(buffer, chunk(10, np.ones((2, 2), bool), np.zeros((2, 2, 2)), np.zeros((2, 2))))
-    everything = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(1), 512, augment=False)
+    everything = draw(buffer, 1, 512)
     assert set(np.asarray(everything.policy_target[:, 0]).tolist()) == {0, 1, 2, 3, 10, 11, 12, 13}
-    newest = replay.sample(GAME, buffer, replay.sampling_table(buffer, 2), jax.random.key(1), 512, augment=False)
+    newest = draw(buffer, 1, 512, window=2)
     assert set(np.asarray(newest.policy_target[:, 0]).tolist()) == {12.0, 13.0}
 
 
@@ -87,7 +93,7 @@ def test_augmented_samples_are_symmetric_copies():
                                    jnp.zeros((1, 1), jnp.int8), jnp.ones((1, 1), bool),
                                    jnp.asarray([[[1.0, -1.0]]]))
     buffer = replay.add(buffer, trajectory)
-    batch = replay.sample(GAME, buffer, replay.sampling_table(buffer, 0), jax.random.key(0), 200, augment=True)
+    batch = draw(buffer, 0, 200, augment=True)
     corner_cells = {0, 2, 6, 8}
     marks = np.asarray(batch.observation[..., 0]).reshape(200, 9).argmax(1)
     targets = np.asarray(batch.policy_target).argmax(1)

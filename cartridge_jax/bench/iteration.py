@@ -73,18 +73,19 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
 
     # The loop's evaluation compiles inside (one program per agent pairing), so it runs twice:
     # the first run less the second is its compilation.
-    best = loop._Best(initial_params, 0)  # the loop's first "best": the initial network
+    best = loop.Best(initial_params, 0)  # the loop's first "best": the initial network
     no_bar = functools.partial(tqdm.tqdm, disable=True)
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        loop._evaluate(trainer, train_state.params, best, 1, int(train_state.step), eval_key,
+        loop.evaluate_network(trainer, train_state.params, best, 1, int(train_state.step), eval_key,
                        no_bar)
         runs.append(time.perf_counter() - started)
     seconds["evaluate"], compile_s["evaluate"] = runs[1], max(runs[0] - runs[1], 0.0)
 
     host_params = jax.device_get(train_state.params)
-    _, seconds["export"] = loop._export(trainer, host_params, int(train_state.step), 1, work_dir)
+    _, seconds["export"] = loop.export_network(trainer, host_params, int(train_state.step), 1,
+                                               work_dir)
 
     started = time.perf_counter()
     (work_dir / "checkpoints").mkdir()

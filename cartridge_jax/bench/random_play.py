@@ -51,18 +51,10 @@ def measure(game_names: list[str], batch_sizes: list[int], steps: int, repeats: 
                 runs["pgx"] = _random_play(env.init, env.step, batch_size, steps)
             timings = timing.time_interleaved(runs, repeats)
             row = {"game": name, "batch_size": batch_size, "steps": steps,
-                   **_speeds("ours", timings["ours"], batch_size * steps)}
-            if env is not None:
-                row.update(_speeds("pgx", timings["pgx"], batch_size * steps))
-                row.update(timing.ratio(timings["ours"], timings["pgx"]))
+                   **timing.speeds(timings, "steps_per_s", batch_size * steps)}
             rows.append(row)
             print(row_text(row), flush=True)
     return rows
-
-
-def _speeds(who: str, measured: timing.Timing, moves: int) -> dict[str, float]:
-    return {f"{who}_steps_per_s": moves / measured.seconds,
-            f"{who}_compile_s": measured.compile_s}
 
 
 def row_text(row: dict[str, Any]) -> str:

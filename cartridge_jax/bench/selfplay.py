@@ -82,19 +82,11 @@ def measure(game_names: list[str], net_names: list[str], simulations: list[int],
                     "network": nets.describe(trainer.network, params),
                     "simulations": sims, "games": config.selfplay.games,
                     "moves": trainer.selfplay_chunk,
-                    **_speeds("ours", timings["ours"], positions),
+                    **timing.speeds(timings, "positions_per_s", positions),
                 }
-                if env is not None:
-                    row.update(_speeds("pgx", timings["pgx"], positions))
-                    row.update(timing.ratio(timings["ours"], timings["pgx"]))
                 rows.append(row)
                 print(row_text(row), flush=True)
     return rows
-
-
-def _speeds(who: str, measured: timing.Timing, positions: int) -> dict[str, float]:
-    return {f"{who}_positions_per_s": positions / measured.seconds,
-            f"{who}_compile_s": measured.compile_s}
 
 
 def row_text(row: dict[str, Any]) -> str:

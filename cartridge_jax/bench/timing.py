@@ -55,3 +55,15 @@ def ratio(ours: Timing, theirs: Timing) -> dict[str, float]:
     """Our speed over theirs for the same work, by wall-clock and by CPU time."""
     return {"ours_over_pgx": theirs.seconds / ours.seconds,
             "ours_over_pgx_cpu": theirs.cpu_seconds / ours.cpu_seconds}
+
+
+def speeds(timings: Mapping[str, Timing], unit: str, work: int) -> dict[str, float]:
+    """A result row's fields for timed candidates that each did `work` units: `<who>_<unit>`
+    (units per second) and `<who>_compile_s` for each, then, given "ours" and "pgx", `ratio`."""
+    row = {}
+    for who, measured in timings.items():
+        row[f"{who}_{unit}"] = work / measured.seconds
+        row[f"{who}_compile_s"] = measured.compile_s
+    if "pgx" in timings:
+        row.update(ratio(timings["ours"], timings["pgx"]))
+    return row
