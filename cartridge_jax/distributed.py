@@ -84,11 +84,6 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def split(mesh: Mesh, axis: int) -> NamedSharding:
-    """Arrays split along their dimension `axis` over the data axis."""
-    return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
-
-
 def check_divisible(config: Config, devices: int) -> None:
     """ConfigError unless every global batch splits evenly over `devices`."""
     for name, value in (("selfplay.games", config.selfplay.games),
