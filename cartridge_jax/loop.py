@@ -89,9 +89,8 @@ class Trainer:
         distributed.check_divisible(config, self.mesh.size)
         specs = RunState(train_state=PartitionSpec(), buffer=replay.partition_spec(DATA_AXIS),
                          games=PartitionSpec(DATA_AXIS), key=PartitionSpec())
-        self.shardings = jax.tree.map(
-            lambda spec, leaf: NamedSharding(self.mesh, spec), specs,
-            jax.eval_shape(self._initial_state), is_leaf=lambda x: isinstance(x, PartitionSpec))
+        self.shardings = jax.tree.map(lambda spec: NamedSharding(self.mesh, spec), specs,
+                                      is_leaf=lambda x: isinstance(x, PartitionSpec))
         apply, sh = self.network.apply, self.shardings
         game, cfg = self.game, config
         # Self-play needs nothing from other devices: each plays its own games into its own

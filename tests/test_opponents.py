@@ -71,22 +71,24 @@ WINS = [("112233", 3), ("252525", 1)]
 BLOCKS = [("11223", 3), ("17171", 0)]
 
 
-@pytest.mark.parametrize("name", ["alphabeta:1", "alphabeta:2", "mcts-rollout:200"])
-def test_takes_immediate_wins(name):
+def assert_plays(name, cases):
+    """Opponent `name` plays the given best move in each (Connect 4 moves, best) case, for
+    three keys."""
     game = games.make("connect4")
     agent = opponents.builtin_agent(game, name)
     for seed in range(3):
-        moves = evaluate._act(agent, jax.random.key(seed), states_of(game, [m for m, _ in WINS]))
-        assert moves.tolist() == [best for _, best in WINS]
+        moves = evaluate._act(agent, jax.random.key(seed), states_of(game, [m for m, _ in cases]))
+        assert moves.tolist() == [best for _, best in cases]
+
+
+@pytest.mark.parametrize("name", ["alphabeta:1", "alphabeta:2", "mcts-rollout:200"])
+def test_takes_immediate_wins(name):
+    assert_plays(name, WINS)
 
 
 @pytest.mark.parametrize("name", ["alphabeta:2", "mcts-rollout:200"])
 def test_blocks_immediate_losses(name):
-    game = games.make("connect4")
-    agent = opponents.builtin_agent(game, name)
-    for seed in range(3):
-        moves = evaluate._act(agent, jax.random.key(seed), states_of(game, [m for m, _ in BLOCKS]))
-        assert moves.tolist() == [best for _, best in BLOCKS]
+    assert_plays(name, BLOCKS)
 
 
 # --- minimax values against a brute force ------------------------------------------------------
