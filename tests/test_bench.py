@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games, nets
-from cartridge_jax.bench import iteration, pgx_reference, presets
+from cartridge_jax.bench import flops, iteration, pgx_reference, presets
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games.base import where_batched
 from helpers import TINY_TOML
@@ -87,6 +87,25 @@ def test_games_and_selfplay_rows(bench_output):
         "tictactoe", "tiny", 2, 4, 2)
     assert row["network"].startswith("MLP 32,")
     assert_ratios_match_speeds(row, "positions_per_s")
+    # The FLOP fields: 3 evaluations per position at 2 simulations, at the measured speed.
+    assert row["achieved_tflops"] == pytest.approx(
+        row["gflop_per_position"] * row["ours_positions_per_s"] / 1e3)
+    assert row["flop_fraction"] == pytest.approx(row["achieved_tflops"] / row["peak_tflops"])
+    assert 0 < row["flop_fraction"] < 1
+
+
+@pytest.mark.parametrize("game_name, net", [("tictactoe", "tiny"), ("connect4", "cpu")])
+def test_evaluation_flops_of_an_mlp_are_its_matrix_products(game_name, net):
+    # An MLP evaluation is 2 FLOPs per kernel weight (a multiply and an add), plus a few
+    # elementwise ones (biases, activations) that XLA counts too.
+    config = presets.preset_config(game_name, net)
+    game = games.make(game_name)
+    network = nets.make_network(config.model, game)
+    params = nets.init_params(network, game, jax.random.key(0))
+    kernel_weights = sum(leaf.size for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                         if "kernel" in jax.tree_util.keystr(path))
+    counted = flops.evaluation_flops(network, params, game.observation_shape)
+    assert 2 * kernel_weights <= counted <= 1.05 * 2 * kernel_weights
 
 
 @pytest.mark.slow
@@ -197,3 +216,11 @@ def test_reference_games_replay_through_our_rules(name):
         ended += int(terminated.sum())
     if name == "tictactoe":  # 12 moves: every game ends, and the next one starts, at least once
         assert ended >= REFERENCE_GAMES
+
+
+def test_dtype_overrides_only_the_presets_compute_dtype():
+    preset = presets.preset_config("connect4", "gpu")
+    half = presets.preset_config("connect4", "gpu", dtype="bfloat16")
+    assert (preset.model.dtype, half.model.dtype) == ("float32", "bfloat16")
+    assert half.model.model_copy(update={"dtype": "float32"}) == preset.model
+    assert presets.preset_config("connect4", "tiny", dtype="bfloat16").model.mlp_hidden == (32,)

@@ -55,9 +55,9 @@ def _run_suite(name: str, args: argparse.Namespace,
         return random_play.measure(args.games, args.batch_sizes, args.steps, args.repeats, with_pgx)
     if name == "selfplay":
         return selfplay.measure(args.games, nets, args.sims, args.selfplay_games,
-                                args.selfplay_moves, args.repeats, with_pgx)
+                                args.selfplay_moves, args.repeats, with_pgx, args.dtype)
     if name == "learner":
-        return learner.measure(args.games, nets, args.learner_steps, args.repeats)
+        return learner.measure(args.games, nets, args.learner_steps, args.repeats, args.dtype)
     if name == "scaling":
         return scaling.measure(args.games, nets, args.repeats, games=args.selfplay_games,
                                moves=args.selfplay_moves, train_steps=args.learner_steps)
@@ -155,3 +155,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="moves per timed self-play chunk (default: each preset's chunk)")
     group.add_argument("--learner-steps", type=_positive_int, metavar="N",
                        help="gradient steps per timed run (default: each preset's chunk)")
+    group.add_argument("--dtype", choices=("float32", "bfloat16"),
+                       help="selfplay and learner: the networks' compute dtype (default: each "
+                       "preset's)")

@@ -26,11 +26,11 @@ def sampleable_buffer(buffer: replay.ReplayBuffer) -> replay.ReplayBuffer:
 
 
 def measure(game_names: list[str], net_names: list[str], steps: int | None,
-            repeats: int) -> list[dict[str, Any]]:
+            repeats: int, dtype: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in game_names:
         for net in net_names:
-            config = presets.preset_config(name, net, train_steps=steps)
+            config = presets.preset_config(name, net, train_steps=steps, dtype=dtype)
             trainer = loop.Trainer(config)
             state = trainer.initial_state()
             buffer, train_state = sampleable_buffer(state.buffer), state.train_state

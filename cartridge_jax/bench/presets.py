@@ -29,12 +29,14 @@ def preset_name(game: str, net: str) -> str:
 
 def preset_config(game: str, net: str, *, simulations: int | None = None,
                   games: int | None = None, moves: int | None = None,
-                  train_steps: int | None = None) -> config_lib.Config:
+                  train_steps: int | None = None,
+                  dtype: str | None = None) -> config_lib.Config:
     """The preset of `net` for `game`, with the benchmark's sizes where given.
 
     `games` keeps the preset's replay depth in rows (capacity / games), so the buffer's shape
     per game, and the work of writing it, stay the preset's. `moves` is the self-play chunk
-    (up to loop.MAX_SELFPLAY_CHUNK), `train_steps` the training chunk (up to MAX_TRAIN_CHUNK).
+    (up to loop.MAX_SELFPLAY_CHUNK), `train_steps` the training chunk (up to MAX_TRAIN_CHUNK),
+    `dtype` the network's compute dtype.
     """
     preset_sections = config_lib.PRESETS[preset_name(game, net)]
     sections: dict[str, dict[str, Any]] = {
@@ -50,6 +52,8 @@ def preset_config(game: str, net: str, *, simulations: int | None = None,
         rows = -(-preset.training.replay_capacity // preset.selfplay.games)
         selfplay["games"] = games
         training["replay_capacity"] = rows * games
+    if dtype is not None:
+        sections["model"] = {**sections.get("model", {}), "dtype": dtype}
     if moves is not None:
         selfplay["moves_per_iteration"] = moves
     if train_steps is not None:

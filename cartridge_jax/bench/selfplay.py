@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from cartridge_jax import loop, nets
-from cartridge_jax.bench import pgx_reference, presets, timing
+from cartridge_jax.bench import flops, pgx_reference, presets, timing
 from cartridge_jax.config import Config
 
 
@@ -62,15 +62,15 @@ def reference(env: Any, trainer: loop.Trainer, params: nets.Params) -> timing.Ru
 
 
 def measure(game_names: list[str], net_names: list[str], simulations: list[int],
-            games: int | None, moves: int | None, repeats: int,
-            with_pgx: bool) -> list[dict[str, Any]]:
+            games: int | None, moves: int | None, repeats: int, with_pgx: bool,
+            dtype: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in game_names:
         env = pgx_reference.make_env(name) if with_pgx else None
         for net in net_names:
             for sims in simulations:
                 config = presets.preset_config(name, net, simulations=sims, games=games,
-                                               moves=moves)
+                                               moves=moves, dtype=dtype)
                 runs = {}
                 runs["ours"], trainer, params = ours(config)
                 if env is not None:
@@ -84,6 +84,9 @@ def measure(game_names: list[str], net_names: list[str], simulations: list[int],
                     "moves": trainer.selfplay_chunk,
                     **timing.speeds(timings, "positions_per_s", positions),
                 }
+                row.update(flops.selfplay_fields(trainer.network, params,
+                                                 trainer.game.observation_shape, sims,
+                                                 row["ours_positions_per_s"]))
                 rows.append(row)
                 print(row_text(row), flush=True)
     return rows
@@ -95,11 +98,14 @@ def row_text(row: dict[str, Any]) -> str:
     if "pgx_positions_per_s" in row:
         text += (f", pgx reference {row['pgx_positions_per_s']:>9,.0f}, ours/pgx "
                  f"{row['ours_over_pgx']:.2f} (CPU time {row['ours_over_pgx_cpu']:.2f})")
-    return text
+    return text + (f"; {row['achieved_tflops']:.3g} TFLOP/s, {row['flop_fraction']:.1%} of the "
+                   f"measured {row['peak_tflops']:.3g}")
 
 
 TABLE = (("game", "game", "{}"), ("network", "network", "{}"), ("sims", "simulations", "{}"),
          ("games", "games", "{}"), ("ours positions/s", "ours_positions_per_s", "{:,.0f}"),
          ("pgx reference positions/s", "pgx_positions_per_s", "{:,.0f}"),
          ("ours/pgx", "ours_over_pgx", "{:.2f}"),
-         ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"))
+         ("ours/pgx, CPU time", "ours_over_pgx_cpu", "{:.2f}"),
+         ("GFLOP/position", "gflop_per_position", "{:.3g}"),
+         ("share of peak FLOP/s", "flop_fraction", "{:.1%}"))
