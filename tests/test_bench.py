@@ -220,7 +220,7 @@ def test_reference_games_replay_through_our_rules(name):
 
 def test_dtype_overrides_only_the_presets_compute_dtype():
     preset = presets.preset_config("connect4", "gpu")
-    half = presets.preset_config("connect4", "gpu", dtype="bfloat16")
-    assert (preset.model.dtype, half.model.dtype) == ("float32", "bfloat16")
-    assert half.model.model_copy(update={"dtype": "float32"}) == preset.model
+    full = presets.preset_config("connect4", "gpu", dtype="float32")
+    assert (preset.model.dtype, full.model.dtype) == ("bfloat16", "float32")
+    assert full.model.model_copy(update={"dtype": "bfloat16"}) == preset.model
     assert presets.preset_config("connect4", "tiny", dtype="bfloat16").model.mlp_hidden == (32,)
