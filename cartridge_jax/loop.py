@@ -172,11 +172,15 @@ class Trainer:
                                           self.eval_games, key))
 
     def identity(self, params) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed by this configuration."""
+        """What a checkpoint must match to be resumed by this configuration.
+
+        The network is described without its compute dtype: parameters are float32 either way,
+        so a run may resume in bfloat16 what it trained in float32, or the other way round.
+        """
         return {
             "game": self.game.name,
             "encoding_version": self.game.encoding_version,
-            "network": nets.describe(self.network, params),
+            "network": nets.describe(self.network.clone(dtype=jnp.float32), params),
             "params_fingerprint": checkpoint_lib.params_fingerprint(params),
         }
 

@@ -464,6 +464,15 @@ def test_checkpoint_of_another_run_is_refused(base_run, tiny_toml, tmp_path, run
     assert (run_dir / "stats.json").read_bytes() == stats_before
 
 
+def test_a_float32_run_resumes_in_bfloat16(base_run, tiny_toml, tmp_path, run_cli):
+    # The compute dtype is not part of a checkpoint's identity: parameters are float32 in both.
+    run_dir = _copy_run(base_run, tmp_path)
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
+                             "--iterations", "3", "--no-progress", "--model.dtype", "bfloat16")
+    assert status == 0, err
+    assert _checkpoint_iterations(run_dir) == [1, 2, 3]
+
+
 def test_cache_dir_variable_is_not_a_config_setting(base_run, tiny_toml, tmp_path, run_cli,
                                                      monkeypatch):
     run_dir = _copy_run(base_run, tmp_path)
