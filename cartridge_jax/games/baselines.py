@@ -25,7 +25,12 @@ def uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
 
 def index_among(uniform: jax.Array, allowed: jax.Array) -> jax.Array:
     """The index of the k-th True entry of bool[A] `allowed`, k = floor(`uniform` x their count):
-    a uniformly random allowed index from one uniform number in [0, 1)."""
+    a uniformly random allowed index from one uniform number in [0, 1).
+
+    Self-play's random openings use it: one uniform per game and ply is cheaper than a
+    categorical over every move. The agents keep `uniform_among`, whose random stream the
+    shipped models' cards were measured with.
+    """
     count = jnp.sum(allowed, dtype=jnp.int32)
     k = jnp.minimum(jnp.floor(uniform * count).astype(jnp.int32), count - 1)
     return jnp.argmax(jnp.cumsum(allowed, dtype=jnp.int32) > k).astype(jnp.int32)
