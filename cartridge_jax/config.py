@@ -199,7 +199,8 @@ class EvaluationConfig(BaseModel):
     model_config = _SECTION_CONFIG
 
     interval: int = Field(1, ge=0, description="Evaluate every K iterations; 0 means never.")
-    games: int = Field(50, ge=1, description="Games per opponent, half with each colour.")
+    games: int = Field(50, ge=1, description="Games per opponent, half with each colour "
+                       "(rounded up to an even number per device).")
     simulations: int = Field(
         64, ge=1, description="Simulations per move of the evaluated (and the playing) agent."
     )

@@ -16,6 +16,10 @@ fixed number of positions, so it compiles once per measure. An agent that is a
 constants baked into the compiled program; a new agent with the same network and settings then
 reuses the compilation (the training loop evaluates new parameters every few iterations).
 
+Given a `mesh` of several devices (the training loop passes its process's devices), matches and
+position sets are split over them: each device plays its share of the games, or of each chunk
+of positions, with its own random stream.
+
 Errors for people (an unreadable or malformed file, a benchmark of another game, an unknown
 opponent) are ValueErrors with one-line messages.
 """
@@ -33,12 +37,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from etils import epath
+from jax.sharding import Mesh, PartitionSpec
 from jax.tree_util import Partial
 
 from cartridge_jax import arena, opponents, search
 from cartridge_jax import config as config_lib
 from cartridge_jax import games as games_lib
 from cartridge_jax import tictactoe_solver as solver
+from cartridge_jax.distributed import DATA_AXIS
 from cartridge_jax.games.base import Game, State, where_batched
 
 Agent = Callable[[jax.Array, State], jax.Array]  # (key, states [B]) -> actions int32[B]
@@ -103,19 +109,47 @@ def _as_partial(agent: Agent) -> Partial:
     return agent if isinstance(agent, Partial) else Partial(agent)
 
 
-@jax.jit
-def _act(agent: Partial, key: jax.Array, states: State) -> jax.Array:
-    return agent(key, states)
+def _several(mesh: Mesh | None) -> bool:
+    return mesh is not None and mesh.size > 1
 
 
-def _actions_in_chunks(agent: Agent, states: State, key: jax.Array, batch_size: int) -> np.ndarray:
-    """int32[N] moves of `agent` for `states` [N], in chunks of `batch_size` (the last padded)."""
+def _on_each_device(function: Callable, mesh: Mesh, in_specs: tuple, out_specs) -> Callable:
+    """`function(key, *args)` run on every device of `mesh` with its own key (the given one
+    folded with the device's index), arguments and results split per the specs."""
+
+    def local(key, *args):
+        return function(jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS)), *args)
+
+    return jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), *in_specs),
+                         out_specs=out_specs, check_vma=False)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _act(agent: Partial, key: jax.Array, states: State, mesh: Mesh | None) -> jax.Array:
+    if not _several(mesh):
+        return agent(key, states)
+
+    def local(key, agent, states):  # this device's positions
+        return agent(key, states)
+
+    split = PartitionSpec(DATA_AXIS)  # positions [B] split over the devices
+    return _on_each_device(local, mesh, (PartitionSpec(), split), split)(key, agent, states)
+
+
+def _actions_in_chunks(agent: Agent, states: State, key: jax.Array, batch_size: int,
+                       mesh: Mesh | None = None) -> np.ndarray:
+    """int32[N] moves of `agent` for `states` [N], in chunks of `batch_size` (the last padded;
+    rounded up to a multiple of the mesh's devices)."""
     agent = _as_partial(agent)
+    if _several(mesh):
+        batch_size = -(-batch_size // mesh.size) * mesh.size
+    else:
+        mesh = None  # one compilation for every single-device call
     count = int(states.current_player.shape[0])
     actions = []
     for index, start in enumerate(range(0, count, batch_size)):
         chunk = _padded_rows(states, start, batch_size)
-        actions.append(np.asarray(_act(agent, jax.random.fold_in(key, index), chunk)))
+        actions.append(np.asarray(_act(agent, jax.random.fold_in(key, index), chunk, mesh)))
     return np.concatenate(actions)[:count] if actions else np.zeros(0, np.int32)
 
 
@@ -184,8 +218,9 @@ class PositionSet:
     states: State  # [N] numpy leaves
     score: Callable[[np.ndarray], dict]  # the agent's moves int32[N] -> its measures, with "n"
 
-    def measure(self, agent: Agent, key: jax.Array, batch_size: int = BATCH_SIZE) -> dict:
-        return self.score(_actions_in_chunks(agent, self.states, key, batch_size))
+    def measure(self, agent: Agent, key: jax.Array, batch_size: int = BATCH_SIZE,
+                mesh: Mesh | None = None) -> dict:
+        return self.score(_actions_in_chunks(agent, self.states, key, batch_size, mesh))
 
 
 def connect4_benchmark(agent: Agent, positions_file, *, key: jax.Array,
@@ -414,15 +449,35 @@ def arena_match(game: Game, agent: Agent, opponent: str | Agent, games: int,
             "score": result.score, "score_low": low, "score_high": high, "games": result.games}
 
 
-def play(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array) -> jax.Array:
+def play(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array,
+         mesh: Mesh | None = None) -> jax.Array:
     """arena.play compiled once per game, number of games and pair of agents (as Partials,
-    whose parameters are arguments: new parameters reuse the compilation)."""
-    return _play(game, _as_partial(agent), _as_partial(opponent), games, key)
+    whose parameters are arguments: new parameters reuse the compilation).
+
+    On a `mesh` of several devices each plays `games_per_device(games, devices)` of the games,
+    half with each colour, and the counts are summed: a few more games than asked for where
+    they do not split evenly.
+    """
+    devices = mesh.size if _several(mesh) else 1
+    return _play(game, _as_partial(agent), _as_partial(opponent),
+                 games_per_device(games, devices), key, mesh if devices > 1 else None)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _play(game, agent, opponent, games, key):
-    return arena.play(game, agent, opponent, games, key)
+def games_per_device(games: int, devices: int) -> int:
+    """Each device's share of a match of `games`: the even number that covers them all."""
+    return 2 * -(-games // (2 * devices))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+def _play(game, agent, opponent, games, key, mesh):
+    if mesh is None:
+        return arena.play(game, agent, opponent, games, key)
+
+    def local(key, agent, opponent):  # this device's games; the counts summed over all
+        return jax.lax.psum(arena.play(game, agent, opponent, games, key), DATA_AXIS)
+
+    whole = PartitionSpec()
+    return _on_each_device(local, mesh, (whole, whole), whole)(key, agent, opponent)
 
 
 # --- one call for the command line and the training loop ----------------------------------------

@@ -87,6 +87,12 @@ class Trainer:
         # replicated (distributed.py).
         self.mesh = mesh or distributed.data_mesh()
         distributed.check_divisible(config, self.mesh.size)
+        # Evaluation splits its games and positions over this process's devices alone: every
+        # process plays the whole evaluation, so all get the same results without exchanging
+        # them (with the same number of devices each).
+        self.eval_mesh = distributed.data_mesh(
+            [device for device in self.mesh.devices.flat
+             if device.process_index == jax.process_index()])
         specs = RunState(train_state=PartitionSpec(), buffer=replay.partition_spec(DATA_AXIS),
                          games=PartitionSpec(DATA_AXIS), key=PartitionSpec())
         self.shardings = jax.tree.map(lambda spec: NamedSharding(self.mesh, spec), specs,
@@ -169,7 +175,7 @@ class Trainer:
         opponents = (*self.opponents, self.agent(best_params))
         opponent = Partial(_switch, opponents, jnp.int32(index))
         return arena.result(evaluate.play(self.game, self.agent(params), opponent,
-                                          self.eval_games, key))
+                                          self.eval_games, key, self.eval_mesh))
 
     def identity(self, params) -> dict[str, Any]:
         """What a checkpoint must match to be resumed by this configuration.
@@ -525,8 +531,9 @@ def evaluate_network(trainer, params, best, iteration, step, key, bar):
     """(eval entries, benchmark points, best): matches against every opponent and the best
     network, then the benchmark sets; the network becomes the best on a high enough score.
 
-    Evaluation runs on each process's first device alone, from a host copy of the parameters:
-    its games are few, and every process gets the same results (same key, same program)."""
+    Every process runs the whole evaluation on its own devices (`Trainer.eval_mesh`), from a
+    host copy of the parameters, so every process gets the same results (same key, same
+    program)."""
     params = jax.device_get(params)
     match_key, benchmark_key = jax.random.split(key)
     results, measures = {}, {}
@@ -538,7 +545,8 @@ def evaluate_network(trainer, params, best, iteration, step, key, bar):
             pbar.update(1)
         for index, positions in enumerate(trainer.benchmarks):
             measures[positions.name] = positions.measure(
-                trainer.agent(params), jax.random.fold_in(benchmark_key, index))
+                trainer.agent(params), jax.random.fold_in(benchmark_key, index),
+                mesh=trainer.eval_mesh)
             pbar.update(1)
     promoted = results["best"].score >= trainer.config.evaluation.win_threshold
     entries = [

@@ -20,7 +20,7 @@ import pytest
 
 from cartridge_jax import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
-from cartridge_jax import distributed, loop, replay, stats
+from cartridge_jax import distributed, evaluate, games, loop, nets, opponents, replay, stats
 from cartridge_jax.bench import scaling
 from helpers import TINY_TOML
 
@@ -188,6 +188,27 @@ def test_four_devices_whole_run_resumes_a_legacy_checkpoint(tiny_toml, tmp_path)
     assert stats.read_stats(run_dir / "stats.json").last_checkpoint == 2
     with checkpoint_lib.Checkpoints(run_dir / "checkpoints", max_to_keep=3) as saved:
         assert saved.iterations() == [1, 2]
+
+
+@four_devices
+def test_four_devices_split_evaluation_matches_and_positions(tiny_toml):
+    game, mesh, key = games.make("tictactoe"), distributed.data_mesh(), jax.random.key(0)
+    perfect = opponents.builtin_agent(game, "perfect")
+    # A match of 10 games: 4 (2 per colour) on each of the 4 devices; perfect play never loses.
+    wins, draws, losses = (int(count) for count in evaluate.play(
+        game, perfect, opponents.builtin_agent(game, "random"), 10, key, mesh))
+    assert wins + draws + losses == 16 and losses == 0 and wins > draws
+    # Positions split over the devices get the moves they get on one device (a deterministic
+    # agent: the raw network's most likely move), and perfect play stays perfect.
+    positions = evaluate.tictactoe_positions()
+    network = nets.make_network(_config(tiny_toml).model, game)
+    raw = evaluate.search_agent(game, network.apply, nets.init_params(network, game, key), 0, 1.0)
+    one_device = evaluate._actions_in_chunks(raw, positions.states, key, 99)
+    np.testing.assert_array_equal(
+        evaluate._actions_in_chunks(raw, positions.states, key, 99, mesh), one_device)
+    assert positions.measure(perfect, key, mesh=mesh)["optimal_rate"] == 1.0
+    # The Trainer evaluates on this process's 4 devices.
+    assert loop.Trainer(_config(tiny_toml)).eval_mesh.size == 4
 
 
 @four_devices
