@@ -535,6 +535,9 @@ def evaluate_network(trainer, params, best, iteration, step, key, bar):
     host copy of the parameters, so every process gets the same results (same key, same
     program)."""
     params = jax.device_get(params)
+    # The key too: it lives on every device of the run, and the evaluation on this process's.
+    key = jax.random.wrap_key_data(jax.device_get(jax.random.key_data(key)),
+                                   impl=jax.random.key_impl(key))
     match_key, benchmark_key = jax.random.split(key)
     results, measures = {}, {}
     with bar(total=len(trainer.opponent_names) + len(trainer.benchmarks),
