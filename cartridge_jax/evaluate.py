@@ -125,7 +125,7 @@ def _on_each_device(function: Callable, mesh: Mesh, in_specs: tuple, out_specs) 
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
-def _act(agent: Partial, key: jax.Array, states: State, mesh: Mesh | None) -> jax.Array:
+def _act(agent: Partial, key: jax.Array, states: State, mesh: Mesh | None = None) -> jax.Array:
     if not _several(mesh):
         return agent(key, states)
 
