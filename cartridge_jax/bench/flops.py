@@ -37,10 +37,7 @@ def evaluation_flops(network: nn.Module, params: nets.Params,
     cpu = jax.devices("cpu")[0]
     observations = jax.device_put(jnp.zeros((_COST_BATCH, *observation_shape)), cpu)
     lowered = jax.jit(network.apply).lower(jax.device_put(params, cpu), observations)
-    analysis = lowered.cost_analysis()
-    if isinstance(analysis, (list, tuple)):  # one entry per computation in older JAX releases
-        analysis = analysis[0]
-    return float(analysis["flops"]) / _COST_BATCH
+    return float(lowered.cost_analysis()["flops"]) / _COST_BATCH
 
 
 @functools.cache
