@@ -109,8 +109,10 @@ def _as_partial(agent: Agent) -> Partial:
     return agent if isinstance(agent, Partial) else Partial(agent)
 
 
-def _several(mesh: Mesh | None) -> bool:
-    return mesh is not None and mesh.size > 1
+def _split_over(mesh: Mesh | None) -> Mesh | None:
+    """`mesh` if it has several devices to split work over, else None: one device runs the
+    plain program (one compilation for every single-device call, the same results as ever)."""
+    return mesh if mesh is not None and mesh.size > 1 else None
 
 
 def _on_each_device(function: Callable, mesh: Mesh, in_specs: tuple, out_specs) -> Callable:
@@ -126,7 +128,8 @@ def _on_each_device(function: Callable, mesh: Mesh, in_specs: tuple, out_specs) 
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _act(agent: Partial, key: jax.Array, states: State, mesh: Mesh | None = None) -> jax.Array:
-    if not _several(mesh):
+    """`agent`'s moves for `states`; split over `mesh` (from `_split_over`) unless it is None."""
+    if mesh is None:
         return agent(key, states)
 
     def local(key, agent, states):  # this device's positions
@@ -140,11 +143,9 @@ def _actions_in_chunks(agent: Agent, states: State, key: jax.Array, batch_size: 
                        mesh: Mesh | None = None) -> np.ndarray:
     """int32[N] moves of `agent` for `states` [N], in chunks of `batch_size` (the last padded;
     rounded up to a multiple of the mesh's devices)."""
-    agent = _as_partial(agent)
-    if _several(mesh):
+    agent, mesh = _as_partial(agent), _split_over(mesh)
+    if mesh is not None:
         batch_size = -(-batch_size // mesh.size) * mesh.size
-    else:
-        mesh = None  # one compilation for every single-device call
     count = int(states.current_player.shape[0])
     actions = []
     for index, start in enumerate(range(0, count, batch_size)):
@@ -458,9 +459,10 @@ def play(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array,
     half with each colour, and the counts are summed: a few more games than asked for where
     they do not split evenly.
     """
-    devices = mesh.size if _several(mesh) else 1
+    mesh = _split_over(mesh)
+    devices = 1 if mesh is None else mesh.size
     return _play(game, _as_partial(agent), _as_partial(opponent),
-                 games_per_device(games, devices), key, mesh if devices > 1 else None)
+                 games_per_device(games, devices), key, mesh)
 
 
 def games_per_device(games: int, devices: int) -> int:

@@ -78,8 +78,8 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        loop.evaluate_network(trainer, train_state.params, best, 1, int(train_state.step), eval_key,
-                       no_bar)
+        loop.evaluate_network(trainer, train_state.params, best, 1, int(train_state.step),
+                              eval_key, no_bar)
         runs.append(time.perf_counter() - started)
     seconds["evaluate"], compile_s["evaluate"] = runs[1], max(runs[0] - runs[1], 0.0)
 
