@@ -19,6 +19,7 @@ from etils import epath
 
 from cartridge_jax import config as config_lib
 from cartridge_jax import games
+from cartridge_jax.run import layout
 
 USAGE_ERROR = 2
 
@@ -65,21 +66,31 @@ def _given_flags(args: argparse.Namespace) -> dict[str, str]:
 def _load_config(args: argparse.Namespace, **forced: str):
     """(config, sources) from file/env/flags; `forced` ("section.key" -> value) wins over all."""
     flags = {**_given_flags(args), **forced}
-    return config_lib.load_config(config_file=args.config, flags=flags)
+    return config_lib.load_config(config_file=args.config, flags=flags, backend=_backend(flags))
+
+
+def _backend(flags: dict) -> str:
+    """JAX's platform, which the "auto" preset chooses for; "cpu" without starting JAX when
+    the preset is forced to "none" (train reads [distributed] before JAX may start)."""
+    if flags.get("common.preset") == "none":
+        return "cpu"
+    import jax
+
+    return jax.default_backend()
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
-        from cartridge_jax import docs
+        from cartridge_jax.config import reference
 
-        sys.stdout.write(docs.configuration_markdown())
+        sys.stdout.write(reference.configuration_markdown())
         return 0
     print(config_lib.format_config(*_load_config(args)))
     return 0
 
 
 def _cmd_perft(args: argparse.Namespace) -> int:
-    from cartridge_jax import perft
+    from cartridge_jax.games import perft
 
     game = games.make(args.game)
     if args.depth < 0:
@@ -98,7 +109,7 @@ def _cmd_perft(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cartridge_jax import demo
+    from cartridge_jax.play import demo
 
     config, _ = _load_config(args, **{"common.game": args.game})
     demo.play(games.make(config.common.game), agents=(args.first, args.second),
@@ -107,13 +118,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cartridge_jax import checkpoint, distributed, export, loop
+    from cartridge_jax.run import checkpoint
+    from cartridge_jax import parallel
+    from cartridge_jax.model import export
+    from cartridge_jax.training import loop
 
     forced = {} if args.iterations is None else {"training.iterations": args.iterations}
     # Joining other processes must come before JAX starts its backend, and picking the "auto"
     # preset starts it: the [distributed] section (never set by presets) is read first.
     unresolved, _ = _load_config(args, **forced, **{"common.preset": "none"})
-    distributed.join(unresolved.distributed)
+    parallel.join(unresolved.distributed)
     config, _ = _load_config(args, **forced)
     enable_compilation_cache()
     try:
@@ -127,7 +141,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from cartridge_jax import checkpoint, export, loop
+    from cartridge_jax.run import checkpoint
+    from cartridge_jax.model import export
+    from cartridge_jax.training import loop
 
     run_dir = epath.Path(args.run_dir)
     if not run_dir.is_dir():
@@ -169,7 +185,7 @@ def _model_config(args: argparse.Namespace, path: epath.Path) -> config_lib.Conf
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cartridge_jax import evaluate
+    from cartridge_jax.evaluation import evaluate
 
     path = epath.Path(args.model)
     config = _model_config(args, path)
@@ -189,7 +205,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    from cartridge_jax import terminal
+    from cartridge_jax.play import terminal
 
     game = games.make(args.game)
     path = epath.Path(args.model)
@@ -206,7 +222,10 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 
 def _cmd_ship(args: argparse.Namespace) -> int:
-    from cartridge_jax import export, modelcard, stats, website
+    from cartridge_jax.model import export
+    from cartridge_jax.web import ship
+    from cartridge_jax.run import stats
+    from cartridge_jax.web import website
 
     run_dir = epath.Path(args.run_dir)
     if not (run_dir / "stats.json").is_file():
@@ -218,7 +237,7 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     print(f"Shipping {export.model_dir(run_dir, config.common.game)} to {dest}; strength suite:")
     try:
-        card = modelcard.ship(run_dir, dest, config, sims=args.sims,
+        card = ship.ship(run_dir, dest, config, sims=args.sims,
                               command=args.trained_with or f"python scripts/train.py --game "
                               f"{config.common.game}")
     except (export.ExportError, stats.StatsError, ValueError) as error:
@@ -232,13 +251,16 @@ def _run_config(args: argparse.Namespace, run_dir: epath.Path) -> config_lib.Con
 
     A run directory without stats.json gets the usual layers (file, environment, flags).
     """
-    return config_lib.recorded_config(run_dir, config_file=args.config, flags=_given_flags(args))
+    return layout.recorded_config(run_dir, config_file=args.config, flags=_given_flags(args))
 
 
 def _cmd_ladder(args: argparse.Namespace) -> int:
     import jax
 
-    from cartridge_jax import checkpoint, evaluate, ladder, opponents
+    from cartridge_jax.run import checkpoint
+    from cartridge_jax.evaluation import evaluate
+    from cartridge_jax.evaluation import ladder
+    from cartridge_jax import opponents
 
     config, _ = _load_config(args)
     game = games.make(config.common.game)
@@ -287,7 +309,7 @@ def enable_compilation_cache() -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from cartridge_jax import website
+    from cartridge_jax.web import website
 
     run_dir = None if args.run_dir is None else pathlib.Path(args.run_dir)
     try:

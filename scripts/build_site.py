@@ -11,7 +11,7 @@ import argparse
 import pathlib
 import sys
 
-from cartridge_jax import website
+from cartridge_jax.web import website
 
 
 def main(argv=None) -> int:

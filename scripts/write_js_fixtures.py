@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from cartridge_jax import games
-from cartridge_jax import io as io_lib
+from cartridge_jax import _files
 from cartridge_jax.games import othello
 
 FIXTURES_DIR = pathlib.Path(__file__).resolve().parent.parent / "site" / "tests" / "fixtures"
@@ -132,7 +132,7 @@ def write_fixtures(directory: pathlib.Path = FIXTURES_DIR, seed: int = SEED) -> 
     paths = []
     for name in games.names():
         path = pathlib.Path(directory) / f"{name}.json"
-        io_lib.atomic_write_text(path, fixture_text(games.make(name), seed))
+        _files.atomic_write_text(path, fixture_text(games.make(name), seed))
         paths.append(path)
     return paths
 

@@ -6,7 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import arena, evaluate, games, nets, opponents
+from cartridge_jax import games
+from cartridge_jax.evaluation import arena
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.model import nets
+from cartridge_jax import opponents
 from cartridge_jax.config import Config, ModelConfig
 from helpers import random_trajectory
 

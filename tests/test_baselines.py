@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games
-from cartridge_jax.games import baselines
+from cartridge_jax.games.base import index_among
+from cartridge_jax.opponents import baselines
 from helpers import random_trajectory
 
 
@@ -90,7 +91,7 @@ def test_index_among_splits_the_unit_interval_evenly_over_the_allowed_indices():
     """index_among (self-play's random openings) maps [0, 1) onto the allowed indices in equal
     parts: any point well inside the k-th of n equal parts picks the k-th allowed index."""
     rng = np.random.default_rng(0)
-    pick = jax.jit(jax.vmap(baselines.index_among, in_axes=(0, None)))
+    pick = jax.jit(jax.vmap(index_among, in_axes=(0, None)))
     for _ in range(20):
         allowed = rng.random(65) < rng.uniform(0.05, 0.9)
         allowed[rng.integers(65)] = True

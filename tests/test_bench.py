@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import games, nets
+from cartridge_jax import games
+from cartridge_jax.model import nets
 from cartridge_jax.bench import flops, iteration, pgx_reference, presets
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games.base import where_batched

@@ -27,8 +27,12 @@ import numpy as np
 import pytest
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import export, games, loop, nets, website
-from cartridge_jax import io as io_lib
+from cartridge_jax import games
+from cartridge_jax.model import export
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
+from cartridge_jax.web import website
+from cartridge_jax import _files
 from cartridge_jax.config import ModelConfig
 from helpers import TINY_TOML
 from test_website import serving
@@ -421,7 +425,7 @@ def test_a_new_export_replaces_the_model_while_the_page_is_open(exports, open_pa
         play(page, 0)
         # What export does: the model, then the manifest that announces it.
         for name in (export.MODEL_FILE, export.MANIFEST_FILE):
-            io_lib.atomic_write_bytes(folder / name, (exports[1] / name).read_bytes())
+            _files.atomic_write_bytes(folder / name, (exports[1] / name).read_bytes())
         note = page.locator('[data-testid="model-note"]')
         note.wait_for(state="visible", timeout=POLL_WAIT_MS)
         assert note.inner_text() == f"New model loaded: step {NEXT_STEP}"

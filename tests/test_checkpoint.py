@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax.checkpoint import CheckpointError, Checkpoints, params_fingerprint
+from cartridge_jax.run.checkpoint import CheckpointError, Checkpoints, params_fingerprint
 
 
 class Replay(NamedTuple):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
+import cartridge_jax
+
 from cartridge_jax import config as cfg
 from cartridge_jax import games
-from cartridge_jax.config import PRESETS, Config, ConfigError, format_config, load_config, run_dir
+from cartridge_jax.config import PRESETS, Config, ConfigError, format_config, load_config
+from cartridge_jax.config import presets
+from cartridge_jax.run.layout import recorded_config, run_dir
 
 REPO_CONFIG_TOML = pathlib.Path(__file__).resolve().parents[1] / "config.toml"
 COMMENTED_KEY_LINE = re.compile(r"^# ([a-z_]+) = (.*)$")
@@ -18,9 +24,8 @@ COMMENTED_KEY_LINE = re.compile(r"^# ([a-z_]+) = (.*)$")
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Run in an empty folder (no ./config.toml) on a pretend CPU, so results never vary."""
+    """Run in an empty folder (no ./config.toml), so results never vary."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cfg, "_accelerator_found", lambda: False)
 
 
 def write(path: pathlib.Path, text: str) -> str:
@@ -79,12 +84,11 @@ def test_config_keys_have_descriptions_and_valid_defaults():
 # --- layers and sources ------------------------------------------------------------------------
 
 
-def test_auto_preset_follows_game_and_backend(monkeypatch):
+def test_auto_preset_follows_game_and_backend():
     config, sources = load(flags={"common.game": "connect4"})
     assert config.model.kind == PRESETS["connect4-cpu"]["model"]["kind"]
     assert sources["model.kind"] == "preset connect4-cpu"
-    monkeypatch.setattr(cfg, "_accelerator_found", lambda: True)
-    config, sources = load(flags={"common.game": "connect4"})
+    config, sources = load(flags={"common.game": "connect4"}, backend="gpu")
     assert sources["model.kind"] == "preset connect4-gpu"
     assert config.selfplay.games == PRESETS["connect4-gpu"]["selfplay"]["games"]
 
@@ -309,24 +313,24 @@ def test_opponent_names_are_checked_one_by_one():
 
 def test_benchmark_names_are_checked():
     config, _ = load(flags={"common.preset": "connect4-cpu"})
-    assert config.evaluation.benchmarks == tuple(cfg.CONNECT4_BENCHMARKS)
+    assert config.evaluation.benchmarks == tuple(presets.CONNECT4_BENCHMARKS)
     assert error_of(flags={"evaluation.benchmarks": '["pons.csv"]'}).endswith(
         "benchmark 'pons.csv': use a Connect 4 .jsonl or Othello .obf file (e.g. "
         '"connect4/Test_L2_R1.jsonl") or "exhaustive"')
 
 
 def test_recorded_config_of_a_run(tmp_path):
-    from cartridge_jax import stats
+    from cartridge_jax.run import stats
 
     recorded, _ = load(flags={"common.game": "connect4", "model.mlp_hidden": "[7]"})
     stats.write_stats(tmp_path / "stats.json", stats.new_stats(
         "connect4", "run", recorded.model_dump(mode="json")))
-    config = cfg.recorded_config(tmp_path, flags={"mcts.simulations": 3})
+    config = recorded_config(tmp_path, flags={"mcts.simulations": 3})
     assert config.model.mlp_hidden == (7,) and config.common.game == "connect4"
     assert config.mcts.simulations == 3 and config.common.run_dir == str(tmp_path)
     (tmp_path / "stats.json").write_text("{}")
     with pytest.raises(ConfigError, match="stats.json has no integer schema_version"):
-        cfg.recorded_config(tmp_path)
+        recorded_config(tmp_path)
 
 
 def test_several_problems_are_counted_on_one_line():
@@ -364,3 +368,22 @@ def test_models_reject_unknown_fields_and_presets_directly():
         Config.model_validate({"training": {"learning_rte": 1}})
     with pytest.raises(ValidationError):
         Config.model_validate({"common": {"preset": "nope"}})
+
+
+def test_reading_a_configuration_starts_no_jax():
+    """The config layer is pure data: importing and loading it leaves JAX unloaded."""
+    code = ("import sys; import cartridge_jax.config as c; c.load_config(env={}); "
+            "c.load_config(flags={'evaluation.opponents': ['alphabeta:3']}, env={}); "
+            "assert 'jax' not in sys.modules, 'jax was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_game_ids_are_the_registry():
+    assert cfg.GAME_IDS == tuple(games.names())
+
+
+def test_presets_name_existing_reference_sets():
+    refdata = pathlib.Path(cartridge_jax.__file__).parent / "refdata"
+    for name, preset in PRESETS.items():
+        for benchmark in preset.get("evaluation", {}).get("benchmarks", []):
+            assert benchmark == "exhaustive" or (refdata / benchmark).is_file(), (name, benchmark)

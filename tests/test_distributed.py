@@ -18,9 +18,16 @@ import jax
 import numpy as np
 import pytest
 
-from cartridge_jax import checkpoint as checkpoint_lib
+from cartridge_jax.run import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
-from cartridge_jax import distributed, evaluate, games, loop, nets, opponents, replay, stats
+from cartridge_jax import games
+from cartridge_jax import parallel
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
+from cartridge_jax import opponents
+from cartridge_jax.training import replay
+from cartridge_jax.run import stats
 from cartridge_jax.bench import scaling
 from helpers import TINY_TOML
 
@@ -55,13 +62,13 @@ def _child_env(tmp_path, **extra) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"distributed.coordinator_address": "127.0.0.1:1234"},
+    ({"parallel.coordinator_address": "127.0.0.1:1234"},
      "[distributed] coordinator_address is set but initialize is false: add "
-     "--distributed.initialize true"),
-    ({"distributed.initialize": "true", "distributed.num_processes": "2",
-      "distributed.process_id": "2"},
+     "--parallel.initialize true"),
+    ({"parallel.initialize": "true", "parallel.num_processes": "2",
+      "parallel.process_id": "2"},
      "[distributed] process_id 2 must be below num_processes 2"),
-    ({"distributed.process_id": "-2"}, "distributed.process_id = -2"),
+    ({"parallel.process_id": "-2"}, "parallel.process_id = -2"),
 ])
 def test_inconsistent_distributed_settings_are_refused(flags, message):
     with pytest.raises(config_lib.ConfigError) as error:
@@ -78,21 +85,21 @@ def test_inconsistent_distributed_settings_are_refused(flags, message):
 def test_batches_must_split_evenly_over_the_devices(tiny_toml, key, value, message):
     config = _config(tiny_toml, **{key: value})
     with pytest.raises(config_lib.ConfigError, match="^" + message.replace(".", r"\.")):
-        distributed.check_divisible(config, 4)
-    distributed.check_divisible(config, 2 if value % 2 == 0 else 1)  # no error
+        parallel.check_divisible(config, 4)
+    parallel.check_divisible(config, 2 if value % 2 == 0 else 1)  # no error
 
 
 def test_join_failure_is_one_line_naming_the_settings(tmp_path):
     # A coordinator nobody answers: the process gives up after the timeout with a clear error.
     script = ("from cartridge_jax import cli; import sys; sys.exit(cli.main(['train', "
-              "'--distributed.initialize', 'true', '--distributed.coordinator_address', "
-              f"'127.0.0.1:{_free_port()}', '--distributed.num_processes', '2', "
-              "'--distributed.process_id', '1', '--distributed.timeout_s', '2']))")
+              "'--parallel.initialize', 'true', '--parallel.coordinator_address', "
+              f"'127.0.0.1:{_free_port()}', '--parallel.num_processes', '2', "
+              "'--parallel.process_id', '1', '--parallel.timeout_s', '2']))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=_child_env(tmp_path), cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("cartridge-jax train: error: distributed.coordinator_address = "
+    assert last.startswith("cartridge-jax train: error: parallel.coordinator_address = "
                            "127.0.0.1:"), result.stderr
     assert last.endswith("no coordinator answered in 2 s; start process 0 there or fix the "
                          "address (docs/scaling.md)"), result.stderr
@@ -123,7 +130,7 @@ def _count_four_device_tests() -> int:
 def _trainers(toml, **flags) -> tuple[loop.Trainer, loop.Trainer]:
     """The same configuration on the first device alone and on all four."""
     config = _config(toml, **flags)
-    return loop.Trainer(config, distributed.data_mesh(jax.devices()[:1])), \
+    return loop.Trainer(config, parallel.data_mesh(jax.devices()[:1])), \
         loop.Trainer(config)
 
 
@@ -192,7 +199,7 @@ def test_four_devices_whole_run_resumes_a_legacy_checkpoint(tiny_toml, tmp_path)
 
 @four_devices
 def test_four_devices_split_evaluation_matches_and_positions(tiny_toml):
-    game, mesh, key = games.make("tictactoe"), distributed.data_mesh(), jax.random.key(0)
+    game, mesh, key = games.make("tictactoe"), parallel.data_mesh(), jax.random.key(0)
     perfect = opponents.builtin_agent(game, "perfect")
     # A match of 10 games: 4 (2 per colour) on each of the 4 devices; perfect play never loses.
     wins, draws, losses = (int(count) for count in evaluate.play(
@@ -242,9 +249,9 @@ def test_two_processes_train_together(tiny_toml, tmp_path, devices_per_process):
         subprocess.Popen(
             [sys.executable, "-m", "cartridge_jax", "train", "--config", str(tiny_toml),
              "--run-dir", str(run_dir), "--iterations", "2", "--no-progress",
-             "--distributed.initialize", "true",
-             "--distributed.coordinator_address", f"127.0.0.1:{port}",
-             "--distributed.num_processes", "2", "--distributed.process_id", str(index)],
+             "--parallel.initialize", "true",
+             "--parallel.coordinator_address", f"127.0.0.1:{port}",
+             "--parallel.num_processes", "2", "--parallel.process_id", str(index)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
         for index in range(2)]
     outputs = [process.communicate(timeout=600)[0] for process in processes]

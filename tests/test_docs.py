@@ -10,12 +10,14 @@ import tomllib
 
 import pytest
 
-from cartridge_jax import cli, docs
+from cartridge_jax import cli
+from cartridge_jax.config import reference
 from cartridge_jax import config as config_lib
+from cartridge_jax.config import layering
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-REFERENCE = docs.configuration_markdown()
+REFERENCE = reference.configuration_markdown()
 FILE_TYPES = {"py", "md", "json", "jsonl", "obf", "onnx", "msgpack", "toml", "html", "js", "mjs",
               "wasm", "ipynb", "png"}
 # A path inside the repository (not inside another path such as ~/.cache/cartridge_jax/jax).
@@ -49,7 +51,7 @@ def _plain(value):
 
 def test_configuration_reference_is_up_to_date():
     assert (DOCS / "configuration.md").read_text() == REFERENCE, (
-        f"docs/configuration.md is stale: regenerate it with `{docs.REGENERATE}`")
+        f"docs/configuration.md is stale: regenerate it with `{reference.REGENERATE}`")
 
 
 def test_every_key_is_documented_with_its_variable_and_flag():
@@ -58,7 +60,7 @@ def test_every_key_is_documented_with_its_variable_and_flag():
     for section, key, default, _ in config_lib.config_keys():
         env_name = f"CARTRIDGE_{section}_{key}".upper()
         assert f"`{env_name}`<br>`--{section}.{key}`" in REFERENCE
-        text = config_lib._toml_value(default)
+        text = layering._toml_value(default)
         _, sources = _load(env={env_name: text})
         assert sources[f"{section}.{key}"] == f"environment {env_name}"
         _, sources = _load(flags={f"{section}.{key}": text})
@@ -156,11 +158,14 @@ def _commands() -> set[str]:
 
 
 def _module(name: str):
-    """The package's module `name` (a section such as `export` shares its name), or None."""
-    try:
-        return importlib.import_module(f"cartridge_jax.{name}")
-    except ImportError:
-        return None
+    """The package's module or subpackage whose last name is `name` (a section such as
+    `export` shares its name with `model/export.py`), or None."""
+    package = REPO / "cartridge_jax"
+    for path in sorted([*package.rglob(f"{name}.py"), *package.rglob(f"{name}/__init__.py")]):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        dotted = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        return importlib.import_module(dotted)
+    return None
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
@@ -176,7 +181,7 @@ def test_pages_name_only_things_that_exist(page):
         if section in sections and key not in FILE_TYPES and not hasattr(_module(section), key):
             assert f"{section}.{key}" in keys, f"{section}.{key}"
     for name in re.findall(r"CARTRIDGE_[A-Z][A-Z_]*[A-Z]", text):
-        env_names = {config_lib._env_name(*key.split(".")) for key in keys}
+        env_names = {layering._env_name(*key.split(".")) for key in keys}
         assert name in env_names | NOT_SETTINGS, name
     for path in re.findall(REPO_PATH, text):
         assert (REPO / path).exists(), path

@@ -8,8 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import checkpoint, config, evaluate, games, loop, nets
-from cartridge_jax import tictactoe_solver as solver
+from cartridge_jax import games
+from cartridge_jax.run import checkpoint
+from cartridge_jax import config as config
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
+from cartridge_jax.opponents import perfect
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
 PONS_SETS = ("Test_L1_R1", "Test_L1_R3", "Test_L2_R1", "Test_L3_R1")
@@ -216,7 +221,7 @@ def test_othello_bad_lines(tmp_path):
 
 @pytest.fixture(scope="module")
 def perfect():
-    return solver.perfect_agent(solver.optimal_move_table())
+    return perfect.perfect_agent(perfect.optimal_move_table())
 
 
 def test_tictactoe_exhaustive_perfect_and_random(perfect):
@@ -226,8 +231,8 @@ def test_tictactoe_exhaustive_perfect_and_random(perfect):
 
 
 def test_tictactoe_exhaustive_of_the_raw_zero_network_is_its_lowest_legal_cell():
-    boards = solver.live_positions()
-    expected = np.mean([min(i for i in range(9) if b[i] == 0) in solver.optimal_moves(b)
+    boards = perfect.live_positions()
+    expected = np.mean([min(i for i in range(9) if b[i] == 0) in perfect.optimal_moves(b)
                         for b in boards])
     agent = evaluate.search_agent(games.make("tictactoe"), zero_net(9), {}, 0, 1.0)
     assert evaluate.tictactoe_exhaustive(agent, key=KEY)["optimal_rate"] == expected
@@ -239,7 +244,7 @@ def test_search_agent_with_simulations_takes_an_immediate_win():
     # also O's turn after X X . / O O . / X . . : O wins with c2 (5), the lowest legal is 2.
     boards = [(1, 1, 0, 2, 2, 0, 0, 0, 0), (1, 1, 0, 2, 2, 0, 1, 0, 0)]
     agent = evaluate.search_agent(game, zero_net(9), {}, 32, 1.25)
-    moves = jax.jit(lambda states: agent(KEY, states))(solver.states_of(game, boards))
+    moves = jax.jit(lambda states: agent(KEY, states))(perfect.states_of(game, boards))
     assert moves.tolist() == [2, 5]
 
 

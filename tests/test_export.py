@@ -21,9 +21,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from cartridge_jax import export, games, loop, nets
+from cartridge_jax import games
+from cartridge_jax.model import export
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
 from cartridge_jax import config as config_lib
-from cartridge_jax import io as io_lib
+from cartridge_jax import _files
 from cartridge_jax.config import ExportConfig, ModelConfig
 from helpers import TINY_TOML, random_trajectory
 
@@ -213,7 +216,7 @@ def test_load_exported_refuses_mismatched_files(exported, tmp_path):
 def test_files_are_written_atomically_and_the_manifest_last(monkeypatch, tmp_path):
     export_small("tictactoe", tmp_path)  # exporting over an existing export, as the loop does
     written = []
-    write = io_lib.atomic_write_bytes
+    write = _files.atomic_write_bytes
 
     def record(path, data):
         written.append(pathlib.Path(path).name)
@@ -227,14 +230,14 @@ def test_files_are_written_atomically_and_the_manifest_last(monkeypatch, tmp_pat
 
 def test_a_failed_atomic_write_keeps_the_old_file(monkeypatch, tmp_path):
     path = tmp_path / "model.onnx"
-    io_lib.atomic_write_bytes(path, b"old")
+    _files.atomic_write_bytes(path, b"old")
 
     def fail(source, destination):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        io_lib.atomic_write_bytes(path, b"new")
+        _files.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.onnx"]
 
 

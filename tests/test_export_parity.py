@@ -24,7 +24,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from cartridge_jax import export, games, search
+from cartridge_jax import games
+from cartridge_jax.model import export
+from cartridge_jax.model import search
 from helpers import random_trajectory
 from test_export import PINNED, WEB_MAX_IR_VERSION, WEB_MAX_OPSET, real_positions, small_net
 from test_export import exported  # noqa: F401  (the module fixture: the tiny nets, exported)

@@ -9,7 +9,11 @@ import numpy as np
 import optax
 import pytest
 
-from cartridge_jax import games, learner, nets, replay, selfplay
+from cartridge_jax import games
+from cartridge_jax.training import learner
+from cartridge_jax.model import nets
+from cartridge_jax.training import replay
+from cartridge_jax.training import selfplay
 from cartridge_jax.config import Config
 from helpers import SELFPLAY_GAMES, SELFPLAY_MOVES, SELFPLAY_OPENING_MOVES, tictactoe_selfplay
 from helpers import random_trajectory

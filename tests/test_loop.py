@@ -23,11 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import checkpoint as checkpoint_lib
-from cartridge_jax import learner, loop
+from cartridge_jax.run import checkpoint as checkpoint_lib
+from cartridge_jax.training import learner
+from cartridge_jax.training import loop
 from cartridge_jax import config as config_lib
-from cartridge_jax import stats as stats_lib
-from cartridge_jax.checkpoint import Checkpoints
+from cartridge_jax.run import stats as stats_lib
+from cartridge_jax.run.checkpoint import Checkpoints
 from helpers import TINY_TOML
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

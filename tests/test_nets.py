@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import games, nets
+from cartridge_jax import games
+from cartridge_jax.model import nets
 from cartridge_jax.config import ModelConfig
 
 # Tiny sizes: these tests check wiring, not capacity. Batches are of BATCH or 1 examples, so

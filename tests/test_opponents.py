@@ -8,7 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import evaluate, games, minimax, opponents, rollout
+from cartridge_jax import games
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.opponents import minimax
+from cartridge_jax import opponents
+from cartridge_jax.config import opponent_names
+from cartridge_jax.opponents import rollout
 from helpers import random_trajectory
 
 KEY = jax.random.key(0)
@@ -18,15 +23,15 @@ KEY = jax.random.key(0)
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("random", opponents.Opponent("random")),
-    ("perfect", opponents.Opponent("perfect")),
-    ("mcts-rollout:1000", opponents.Opponent("mcts-rollout", strength=1000)),
-    ("alphabeta:3", opponents.Opponent("alphabeta", strength=3)),
-    ("site/models/connect4", opponents.Opponent("model", path="site/models/connect4")),
-    ("./run", opponents.Opponent("model", path="./run")),
+    ("random", opponent_names.Opponent("random")),
+    ("perfect", opponent_names.Opponent("perfect")),
+    ("mcts-rollout:1000", opponent_names.Opponent("mcts-rollout", strength=1000)),
+    ("alphabeta:3", opponent_names.Opponent("alphabeta", strength=3)),
+    ("site/models/connect4", opponent_names.Opponent("model", path="site/models/connect4")),
+    ("./run", opponent_names.Opponent("model", path="./run")),
 ])
 def test_parse(name, expected):
-    assert opponents.parse(name) == expected
+    assert opponent_names.parse(name) == expected
 
 
 @pytest.mark.parametrize("name, problem", [
@@ -37,7 +42,7 @@ def test_parse(name, expected):
 ])
 def test_parse_errors_are_one_line(name, problem):
     with pytest.raises(ValueError, match=problem) as error:
-        opponents.parse(name)
+        opponent_names.parse(name)
     assert "\n" not in str(error.value)
 
 

@@ -5,7 +5,8 @@ every evaluation opponent (the best model included) and benchmark, reuse the fir
 import jax
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import evaluate, loop
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.training import loop
 from helpers import TINY_TOML
 
 

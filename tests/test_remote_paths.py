@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 from etils.epath import testing as epath_testing
 
-from cartridge_jax import checkpoint, export, games, modelcard, nets
+from cartridge_jax import games
+from cartridge_jax.run import checkpoint
+from cartridge_jax.model import export
+from cartridge_jax.web import ship
+from cartridge_jax.model import nets
 from cartridge_jax import config as config_lib
-from cartridge_jax import stats as stats_lib
+from cartridge_jax.run import layout
+from cartridge_jax.run import stats as stats_lib
 from cartridge_jax.config import ExportConfig, ModelConfig
 
 RUN = "gs://bucket/runs/t"
@@ -65,13 +70,13 @@ def _stats():
 
 def test_stats_round_trip_through_a_remote_run_dir(bucket):
     config, _ = config_lib.load_config(env={}, flags={"common.run_dir": RUN})
-    path = config_lib.run_dir(config) / "stats.json"
+    path = layout.run_dir(config) / "stats.json"
     assert str(path) == f"{RUN}/stats.json"
     stats_lib.write_stats(path, _stats())
     assert stats_lib.read_stats(f"{RUN}/stats.json") == _stats()
     assert os.listdir(bucket / "bucket/runs/t") == ["stats.json"]  # no temporary file left
     assert json.loads((bucket / "bucket/runs/t/stats.json").read_text())["step"] == 8
-    assert config_lib.recorded_config(RUN).common.run_dir == RUN
+    assert layout.recorded_config(RUN).common.run_dir == RUN
     with pytest.raises(stats_lib.StatsError, match="^no stats file at gs://bucket/nothing/"):
         stats_lib.read_stats("gs://bucket/nothing/stats.json")
 
@@ -121,8 +126,8 @@ def test_ship_copies_a_remote_run_into_a_local_folder(bucket, tmp_path, monkeypa
     monkeypatch.setattr(modelcard, "run_suite", lambda *args, **kwargs: [])  # strength: elsewhere
     config, _ = config_lib.load_config(env={}, flags={"common.game": "tictactoe"})
     dest = tmp_path / "site" / "tictactoe"
-    card = modelcard.ship(RUN, dest, config, command="train")
-    assert sorted(os.listdir(dest)) == sorted([*FILES, modelcard.STATS_FILE, modelcard.CARD_FILE])
+    card = ship.ship(RUN, dest, config, command="train")
+    assert sorted(os.listdir(dest)) == sorted([*FILES, ship.STATS_FILE, ship.CARD_FILE])
     assert card["model_sha256"] == manifest["sha256"] and card["step"] == 4
     assert (dest / export.MODEL_FILE).read_bytes() == (
         bucket / "bucket/runs/t/models/tictactoe" / export.MODEL_FILE).read_bytes()

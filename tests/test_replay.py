@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartridge_jax import games, replay
+from cartridge_jax import games
+from cartridge_jax.training import replay
 
 GAME = games.make("tictactoe")
 

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import evaluate, games, perft
+from cartridge_jax import games
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.games import perft
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
 COUNTS = json.loads((REFDATA / "counts.json").read_text())

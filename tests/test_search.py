@@ -13,7 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import arena, games, nets, search
+from cartridge_jax import games
+from cartridge_jax.evaluation import arena
+from cartridge_jax.model import nets
+from cartridge_jax.model import search
 from cartridge_jax.config import Config
 from helpers import random_trajectory
 

@@ -7,14 +7,16 @@ import pathlib
 import pytest
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import evaluate, export, modelcard
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.model import export
+from cartridge_jax.web import ship
 
 MODELS = pathlib.Path(__file__).resolve().parent.parent / "site" / "models"
 GAMES = ("tictactoe", "connect4", "othello")
 
 
 def _card(game: str) -> dict:
-    return json.loads((MODELS / game / modelcard.CARD_FILE).read_text())
+    return json.loads((MODELS / game / ship.CARD_FILE).read_text())
 
 
 @pytest.mark.parametrize("game", GAMES)
@@ -26,12 +28,12 @@ def test_card_describes_the_shipped_files(game):
     assert manifest["sha256"] == sha256 == card["model_sha256"]
     assert manifest["game"] == card["game"] == game
     assert [row["measure"] for row in card["evaluation"]] == [
-        measure.name for measure in modelcard.SUITES[game]]
+        measure.name for measure in ship.SUITES[game]]
 
 
 def test_readme_table_quotes_the_cards():
     readme = (MODELS.parent.parent / "README.md").read_text()
-    assert modelcard.strength_table([_card(game) for game in GAMES]) in readme
+    assert ship.strength_table([_card(game) for game in GAMES]) in readme
 
 
 def test_tictactoe_row_recomputed_from_the_shipped_model():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cartridge_jax import stats as st
+from cartridge_jax.run import stats as st
 
 NOW = "2025-01-01T00:00:00+00:00"
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "stats.md"

@@ -16,8 +16,10 @@ import shutil
 import pytest
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import loop, modelcard, website
-from cartridge_jax import stats as stats_lib
+from cartridge_jax.training import loop
+from cartridge_jax.web import ship
+from cartridge_jax.web import website
+from cartridge_jax.run import stats as stats_lib
 from helpers import TINY_TOML
 from test_browser import artifacts, assert_clean, open_page, screenshot  # noqa: F401
 from test_website import serving
@@ -48,8 +50,8 @@ def run_dir(tmp_path_factory) -> pathlib.Path:
                 "draws": entry.draws, "losses": entry.losses, "score": entry.score}
                for entry in stats.last_eval.values()]
     manifest = json.loads((model / "manifest.json").read_text())
-    card = modelcard.build_card(stats, manifest, results, command="tiny test run")
-    (model / modelcard.CARD_FILE).write_text(json.dumps(card))
+    card = ship.build_card(stats, manifest, results, command="tiny test run")
+    (model / ship.CARD_FILE).write_text(json.dumps(card))
     return run
 
 

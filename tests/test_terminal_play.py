@@ -13,7 +13,11 @@ import jax
 import pytest
 
 from cartridge_jax import config as config_lib
-from cartridge_jax import evaluate, export, games, nets, terminal
+from cartridge_jax import games
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.model import export
+from cartridge_jax.model import nets
+from cartridge_jax.play import terminal
 from cartridge_jax.config import ModelConfig
 
 SIMULATIONS = 4

@@ -13,8 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from cartridge_jax import arena, config, loop, search
-from cartridge_jax import tictactoe_solver as solver
+from cartridge_jax.evaluation import arena
+from cartridge_jax import config as config
+from cartridge_jax.training import loop
+from cartridge_jax.model import search
+from cartridge_jax.opponents import perfect
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +36,7 @@ def trained(tmp_path_factory):
 
 def agent_moves(cfg, trainer, params, boards, simulations):
     game = trainer.game
-    states = solver.states_of(game, boards)
+    states = perfect.states_of(game, boards)
     act = jax.jit(lambda p, s: search.agent_search(
         game, trainer.network.apply, p, jax.random.key(0), s,
         simulations=simulations, c_puct=cfg.mcts.c_puct).action)
@@ -41,21 +44,21 @@ def agent_moves(cfg, trainer, params, boards, simulations):
 
 
 def optimal_rate(moves, boards):
-    return float(np.mean([move in solver.optimal_moves(b) for move, b in zip(moves, boards)]))
+    return float(np.mean([move in perfect.optimal_moves(b) for move, b in zip(moves, boards)]))
 
 
 def test_agent_at_default_strength_is_perfect(trained):
     cfg, trainer, params = trained
-    boards = solver.live_positions()
+    boards = perfect.live_positions()
     assert len(boards) == 4520
     moves = agent_moves(cfg, trainer, params, boards, cfg.evaluation.simulations)
-    mistakes = [(b, m) for b, m in zip(boards, moves) if m not in solver.optimal_moves(b)]
+    mistakes = [(b, m) for b, m in zip(boards, moves) if m not in perfect.optimal_moves(b)]
     assert mistakes == []
 
 
 def test_raw_network_is_optimal_in_99_percent(trained):
     cfg, trainer, params = trained
-    boards = solver.live_positions()
+    boards = perfect.live_positions()
     assert optimal_rate(agent_moves(cfg, trainer, params, boards, 0), boards) >= 0.99
 
 
@@ -68,7 +71,7 @@ def test_never_loses_to_the_perfect_player(trained):
                                    simulations=cfg.evaluation.simulations,
                                    c_puct=cfg.mcts.c_puct).action
 
-    perfect = solver.perfect_agent(solver.optimal_move_table())
+    perfect = perfect.perfect_agent(perfect.optimal_move_table())
     counts = jax.jit(lambda key: arena.play(game, agent, perfect, 128, key))(jax.random.key(1))
     result = arena.result(counts)
     assert result.losses == 0 and result.games == 128  # half as first player, half as second
@@ -77,6 +80,6 @@ def test_never_loses_to_the_perfect_player(trained):
 def test_untrained_net_at_default_strength_is_not_perfect(trained):
     cfg, trainer, _ = trained
     untrained = trainer.initial_state().train_state.params
-    boards = solver.live_positions()
+    boards = perfect.live_positions()
     rate = optimal_rate(agent_moves(cfg, trainer, untrained, boards, cfg.evaluation.simulations), boards)
     assert rate < 0.99

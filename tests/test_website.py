@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from cartridge_jax import website
+from cartridge_jax.web import website
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "scripts" / "build_site.py"

@@ -25,7 +25,7 @@ from cartridge_jax import games
 from cartridge_jax.bench import (device, iteration, learner, presets, random_play, report,
                                  scaling, selfplay)
 from cartridge_jax.config import Config
-from cartridge_jax.io import atomic_write_text
+from cartridge_jax._files import atomic_write_text
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax import nets
+from cartridge_jax.model import nets
 
 _COST_BATCH = 64  # positions per costed call: large enough that per-call constants vanish
 

@@ -19,7 +19,10 @@ from typing import Any
 import jax
 import tqdm
 
-from cartridge_jax import checkpoint, loop, nets, replay
+from cartridge_jax.run import checkpoint
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
+from cartridge_jax.training import replay
 from cartridge_jax.bench import device
 from cartridge_jax.config import Config
 

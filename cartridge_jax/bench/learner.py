@@ -11,7 +11,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax import loop, nets, replay
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
+from cartridge_jax.training import replay
 from cartridge_jax.bench import presets, timing
 
 

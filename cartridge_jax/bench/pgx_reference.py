@@ -20,7 +20,7 @@ from flax import struct
 
 from cartridge_jax.config import ConfigError, MctsConfig
 from cartridge_jax.games.base import where_batched
-from cartridge_jax.search import ApplyFn, masked_logits
+from cartridge_jax.model.search import ApplyFn, masked_logits
 
 PGX_IDS = {"tictactoe": "tic_tac_toe", "connect4": "connect_four", "othello": "othello"}
 

@@ -7,7 +7,7 @@ import pathlib
 from typing import Any, Sequence
 
 from cartridge_jax.config import ConfigError
-from cartridge_jax.io import atomic_write_bytes
+from cartridge_jax._files import atomic_write_bytes
 
 Column = tuple[str, str, str]  # (header, row key, format)
 

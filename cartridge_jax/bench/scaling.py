@@ -13,7 +13,8 @@ from typing import Any
 
 import jax
 
-from cartridge_jax import distributed, loop
+from cartridge_jax import parallel
+from cartridge_jax.training import loop
 from cartridge_jax.bench import learner, presets, timing
 
 
@@ -37,7 +38,7 @@ def measure(game_names: list[str], net_names: list[str], repeats: int, *,
                                            train_steps=train_steps)
             baseline = None
             for count in device_counts(config):
-                mesh = distributed.data_mesh(jax.local_devices()[:count])
+                mesh = parallel.data_mesh(jax.local_devices()[:count])
                 row = _measure_one(loop.Trainer(config, mesh), repeats)
                 baseline = baseline or row
                 row.update(game=name, net=net, preset=presets.preset_name(name, net),

@@ -13,7 +13,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax import loop, nets
+from cartridge_jax.training import loop
+from cartridge_jax.model import nets
 from cartridge_jax.bench import flops, pgx_reference, presets, timing
 from cartridge_jax.config import Config
 

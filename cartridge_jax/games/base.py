@@ -283,3 +283,26 @@ def replay_digit_moves(game: Game, moves: str) -> State:
             raise ValueError(f"{game.display_name} move {char!r} at ply {ply} of {moves!r} is illegal")
         state = step_once(state, action)
     return state
+
+
+# --- random choices among allowed moves (openings, baseline agents, playouts) -----------------
+
+
+def uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
+    """A uniformly random index among the True entries of bool[A] `allowed`."""
+    # finfo.min rather than -inf: an all-False row (a finished game) must not produce NaN.
+    logits = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def index_among(uniform: jax.Array, allowed: jax.Array) -> jax.Array:
+    """The index of the k-th True entry of bool[A] `allowed`, k = floor(`uniform` x their count):
+    a uniformly random allowed index from one uniform number in [0, 1).
+
+    Self-play's random openings use it: one uniform per game and ply is cheaper than a
+    categorical over every move. The agents keep `uniform_among`, whose random stream the
+    shipped models' cards were measured with.
+    """
+    count = jnp.sum(allowed, dtype=jnp.int32)
+    k = jnp.minimum(jnp.floor(uniform * count).astype(jnp.int32), count - 1)
+    return jnp.argmax(jnp.cumsum(allowed, dtype=jnp.int32) > k).astype(jnp.int32)

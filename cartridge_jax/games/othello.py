@@ -165,11 +165,11 @@ def _side_boards(discs: jax.Array, player: jax.Array) -> tuple[Bits, Bits]:
 
 
 @jax.jit
-def _position(discs: jax.Array, player: jax.Array) -> State:
+def position(discs: jax.Array, player: jax.Array) -> State:
     """The full state of the board `discs` with `player` to move: legal moves, pass, the end.
 
-    Shared by `step` (after every move) and by `init` / `from_text`, so a parsed position is
-    exactly the state play would reach.
+    Shared by `step` (after every move), `init` / `from_text` (so a parsed position is exactly
+    the state play would reach) and alpha-beta's evaluation (the other side's mobility).
     """
     player = jnp.asarray(player, jnp.int32)
     # Both sides' moves in one set of ops: row 0 for `player`, row 1 for the opponent.
@@ -197,7 +197,7 @@ def _position(discs: jax.Array, player: jax.Array) -> State:
 def init(key: jax.Array) -> State:
     """The standard start, Black to move. The start is deterministic: `key` is unused."""
     del key
-    return _position(jnp.asarray(_START_DISCS), jnp.int32(0))
+    return position(jnp.asarray(_START_DISCS), jnp.int32(0))
 
 
 def _apply_legal_move(state: State, action: jax.Array) -> State:
@@ -215,7 +215,7 @@ def _apply_legal_move(state: State, action: jax.Array) -> State:
     discs = jnp.where(
         mover == 0, jnp.stack([new_own, new_opponent]), jnp.stack([new_opponent, new_own])
     )  # [2, 2]
-    return _position(discs, 1 - mover)
+    return position(discs, 1 - mover)
 
 
 step = base.make_step(_apply_legal_move)
@@ -301,7 +301,7 @@ def from_text(text: str) -> State:
     discs = np.stack(
         [_SQUARE_BITS[cells == ord(symbol)].sum(0, dtype=np.uint32) for symbol in "XO"]
     )  # [2, 2]; distinct single bits, so the sum is their union
-    return _position(discs, np.int32("XO".index(side)))
+    return position(discs, np.int32("XO".index(side)))
 
 
 def position_text(state: State) -> str:

@@ -40,11 +40,15 @@ from etils import epath
 from jax.sharding import Mesh, PartitionSpec
 from jax.tree_util import Partial
 
-from cartridge_jax import arena, opponents, search
+from cartridge_jax.evaluation import arena
+from cartridge_jax import opponents
+from cartridge_jax.model import search
 from cartridge_jax import config as config_lib
+from cartridge_jax.config import opponent_names
 from cartridge_jax import games as games_lib
-from cartridge_jax import tictactoe_solver as solver
-from cartridge_jax.distributed import DATA_AXIS
+from cartridge_jax.opponents import perfect
+from cartridge_jax.parallel import DATA_AXIS
+from cartridge_jax.run import layout
 from cartridge_jax.games.base import Game, State, where_batched
 
 Agent = Callable[[jax.Array, State], jax.Array]  # (key, states [B]) -> actions int32[B]
@@ -81,7 +85,7 @@ def _search_policy(game, apply_fn, simulations, c_puct):
 def opponent_agent(game: Game, name: str, *, simulations: int, c_puct: float) -> Agent:
     """The agent of opponent `name` (opponents.py); a model path is played by the agent's search
     at `simulations`, like the evaluated model."""
-    opponent = opponents.parse(name)
+    opponent = opponent_names.parse(name)
     if opponent.kind != "model":
         return opponents.builtin_agent(game, name)
     return load_agent(game, opponent.path, simulations=simulations, c_puct=c_puct)[0]
@@ -96,7 +100,7 @@ def load_agent(game: Game, path, *, simulations: int, c_puct: float) -> tuple[Ag
         if (path / "manifest.json").is_file() or not (run / "stats.json").is_file():
             config = config_lib.load_config(flags={"common.game": game.name})[0]
         else:
-            config = config_lib.recorded_config(run)
+            config = layout.recorded_config(run)
     except config_lib.ConfigError as error:
         raise ValueError(str(error)) from None
     if config.common.game != game.name:
@@ -382,8 +386,8 @@ def tictactoe_exhaustive(agent: Agent, *, key: jax.Array, batch_size: int = BATC
 @functools.lru_cache(maxsize=1)
 def tictactoe_positions() -> PositionSet:
     """Every reachable live TicTacToe position; see tictactoe_exhaustive."""
-    boards = solver.live_positions()
-    states = jax.tree.map(np.asarray, solver.states_of(games_lib.make("tictactoe"), boards))
+    boards = perfect.live_positions()
+    states = jax.tree.map(np.asarray, perfect.states_of(games_lib.make("tictactoe"), boards))
     indices = np.asarray(boards) @ (3 ** np.arange(9))  # [N]: the table's base-3 board numbers
 
     def score(actions):
@@ -527,11 +531,13 @@ def load_model(config, path) -> tuple[Game, search.ApplyFn, Any, int]:
     """(game, apply_fn, params, iteration) from a run directory (its latest checkpoint), an
     exported model folder or a snapshot file (`<run>/snapshots/iter_<N>.msgpack`). `config`
     describes the network of a run directory or snapshot: the run's own configuration."""
-    from cartridge_jax import checkpoint, loop, nets  # the training machinery, only when loading
+    from cartridge_jax.run import checkpoint
+    from cartridge_jax.training import loop
+    from cartridge_jax.model import nets  # the training machinery, only when loading
 
     path = epath.Path(path)
     if (path / "manifest.json").is_file():
-        from cartridge_jax import export
+        from cartridge_jax.model import export
 
         try:
             game, network, params, manifest = export.load_exported(path)

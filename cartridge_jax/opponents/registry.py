@@ -7,71 +7,41 @@
                        (rollout.py)
     alphabeta:<D>      minimax D plies deep with a classic evaluation per game (minimax.py)
     <path>             a trained model: a run directory or an exported model folder, played
-                       by the agent's search (loaded by evaluate.opponent_agent); a path names
+                       by the agent's search (loaded by evaluation.agents.opponent_agent); a path names
                        a folder with a "/" in it (write ./name for a folder here)
 
-`parse` checks a name without JAX or a game (the configuration validates with it);
-`builtin_agent` builds the batched agent `(key, states [B]) -> int32[B]` of a name that is not a
-path, for one game, as a `jax.tree_util.Partial` cached per (game, name): arenas jit over
+Names are parsed by `cartridge_jax.config.opponent_names.parse` (pure data, so the configuration
+validates with it); `builtin_agent` builds the batched agent
+`(key, states [B]) -> int32[B]` of a name that is not a path, for one game, as a `jax.tree_util.Partial` cached per (game, name): arenas jit over
 agents, so one object per opponent means one compilation per opponent.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
 import numpy as np
 from jax.tree_util import Partial
 
-from cartridge_jax import minimax, rollout
-from cartridge_jax import tictactoe_solver as solver
-from cartridge_jax.games import Game, baselines
-
-BUILTIN = ("random", "greedy", "perfect")
-WITH_STRENGTH = {"mcts-rollout": "simulations", "alphabeta": "depth"}
-_EXAMPLE = {"mcts-rollout": 1000, "alphabeta": 3}
-NAMES_HELP = ("random, greedy, perfect (TicTacToe), mcts-rollout:<simulations>, "
-              "alphabeta:<depth> or a model folder path with a '/' in it")
-
-
-@dataclasses.dataclass(frozen=True)
-class Opponent:
-    """A parsed opponent name."""
-
-    kind: str  # "random", "greedy", "perfect", "mcts-rollout", "alphabeta" or "model"
-    strength: int = 0  # simulations (mcts-rollout) or depth (alphabeta)
-    path: str = ""  # the model folder (model)
-
-
-def parse(name: str) -> Opponent:
-    """The opponent `name` stands for; ValueError with a one-line message if none."""
-    if name in BUILTIN:
-        return Opponent(name)
-    kind, colon, strength = name.partition(":")
-    if colon and kind in WITH_STRENGTH:
-        if not strength.isdigit() or int(strength) < 1:
-            raise ValueError(f"opponent {name!r}: write {kind}:<{WITH_STRENGTH[kind]}> with a "
-                             f"whole number of 1 or more, e.g. {kind}:{_EXAMPLE[kind]}")
-        return Opponent(kind, strength=int(strength))
-    if "/" in name:
-        return Opponent("model", path=name)
-    raise ValueError(f"unknown opponent {name!r}: use {NAMES_HELP}")
+from cartridge_jax.config import opponent_names
+from cartridge_jax.games import Game
+from cartridge_jax.opponents import baselines, minimax, rollout
+from cartridge_jax.opponents import perfect
 
 
 @functools.lru_cache(maxsize=None)
 def builtin_agent(game: Game, name: str) -> Partial:
     """The batched agent of opponent `name` (not a model path) for `game`."""
-    opponent = parse(name)
+    opponent = opponent_names.parse(name)
     if opponent.kind == "model":
         raise ValueError(f"opponent {name!r} is a model path: load it with "
-                         "evaluate.opponent_agent")
+                         "evaluation.agents.opponent_agent")
     if opponent.kind == "perfect":
         if game.name != "tictactoe":
             raise ValueError(f"opponent 'perfect' plays TicTacToe only, not {game.display_name}:"
                              " use alphabeta:<depth> or mcts-rollout:<simulations>")
-        return Partial(solver.perfect_agent(optimal_move_table()))
+        return Partial(perfect.perfect_agent(optimal_move_table()))
     if opponent.kind == "mcts-rollout":
         return Partial(rollout.agent(game, opponent.strength))
     if opponent.kind == "alphabeta":
@@ -87,4 +57,4 @@ def _batched(agent, key: jax.Array, states) -> jax.Array:
 @functools.lru_cache(maxsize=1)
 def optimal_move_table() -> np.ndarray:
     """bool[3**9, 9]: TicTacToe's optimal moves per board (about a second to compute)."""
-    return solver.optimal_move_table()
+    return perfect.optimal_move_table()

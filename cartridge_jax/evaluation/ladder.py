@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import jax
 
-from cartridge_jax import elo, evaluate
+from cartridge_jax.evaluation import elo
+from cartridge_jax.evaluation import evaluate
 from cartridge_jax.games import Game
-from cartridge_jax.io import atomic_write_text
+from cartridge_jax._files import atomic_write_text
 
 ANCHOR = "random"
 

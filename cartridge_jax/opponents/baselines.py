@@ -11,29 +11,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax.games.base import Game, State
+from cartridge_jax.games.base import Game, State, uniform_among
 
 Agent = Callable[[jax.Array, State], jax.Array]
-
-
-def uniform_among(key: jax.Array, allowed: jax.Array) -> jax.Array:
-    """A uniformly random index among the True entries of bool[A] `allowed`."""
-    # finfo.min rather than -inf: an all-False row (a finished game) must not produce NaN.
-    logits = jnp.where(allowed, 0.0, jnp.finfo(jnp.float32).min)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
-
-
-def index_among(uniform: jax.Array, allowed: jax.Array) -> jax.Array:
-    """The index of the k-th True entry of bool[A] `allowed`, k = floor(`uniform` x their count):
-    a uniformly random allowed index from one uniform number in [0, 1).
-
-    Self-play's random openings use it: one uniform per game and ply is cheaper than a
-    categorical over every move. The agents keep `uniform_among`, whose random stream the
-    shipped models' cards were measured with.
-    """
-    count = jnp.sum(allowed, dtype=jnp.int32)
-    k = jnp.minimum(jnp.floor(uniform * count).astype(jnp.int32), count - 1)
-    return jnp.argmax(jnp.cumsum(allowed, dtype=jnp.int32) > k).astype(jnp.int32)
 
 
 def random_action(key: jax.Array, state: State) -> jax.Array:

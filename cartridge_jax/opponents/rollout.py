@@ -20,8 +20,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from cartridge_jax.games import Game, State
-from cartridge_jax.games.baselines import uniform_among
-from cartridge_jax.search import masked_logits
+from cartridge_jax.games.base import uniform_among
+from cartridge_jax.model.search import masked_logits
 
 # UCB1's exploration constant, for scores in [0, 1] (a win 1, a draw 1/2): the textbook sqrt(2).
 EXPLORATION = 2.0**0.5

@@ -34,7 +34,7 @@ import numpy as np
 
 from cartridge_jax.games import Game, State
 from cartridge_jax.games import othello
-from cartridge_jax.games.baselines import uniform_among
+from cartridge_jax.games.base import uniform_among
 
 WIN = 1e6  # beyond any heuristic value; a finished game is worth WIN + plies left
 
@@ -104,7 +104,7 @@ def othello_evaluation(state: State) -> jax.Array:
     planes = othello.observe(state)  # [8, 8, 2]: own discs, the opponent's
     position = jnp.sum((planes[..., 0] - planes[..., 1]) * jnp.asarray(OTHELLO_WEIGHTS))
     # The opponent's moves: the rules' own constructor of a position, with the other side to move.
-    their_state = othello._position(state.discs, 1 - state.current_player)
+    their_state = othello.position(state.discs, 1 - state.current_player)
     mobility = (state.legal_action_mask[:othello.PASS].sum()
                 - their_state.legal_action_mask[:othello.PASS].sum())
     return position + OTHELLO_MOBILITY_WEIGHT * mobility

@@ -11,28 +11,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from cartridge_jax import config as config_lib
-from cartridge_jax import games
+from cartridge_jax.config import layering, schema
+from cartridge_jax.config.presets import PRESETS
 
 # The configuration module's own value formatting, so the page shows values as `config` does.
-_toml = config_lib._toml_value
+_toml = layering._toml_value
 
 REGENERATE = "python -m cartridge_jax config --markdown > docs/configuration.md"
 
 # Keys whose allowed values a validator checks (the JSON schema only says "text").
 _CHECKED_NAMES = {
-    ("common", "game"): games.names,
-    ("common", "preset"): lambda: ["auto", "none", *config_lib.PRESETS],
+    ("common", "game"): lambda: list(schema.GAME_IDS),
+    ("common", "preset"): lambda: ["auto", "none", *PRESETS],
 }
 
 
 def configuration_markdown() -> str:
     """docs/configuration.md: every key with its default, allowed values, meaning, environment
     variable and flag, then the presets' overrides."""
-    schema = config_lib.Config.model_json_schema()
+    json_schema = schema.Config.model_json_schema()
     parts = [_INTRO.format(regenerate=REGENERATE)]
-    for section, model in config_lib._sections().items():
-        properties = schema["$defs"][model.__name__]["properties"]
+    for section, model in layering._sections().items():
+        properties = json_schema["$defs"][model.__name__]["properties"]
         rows = ["| key | default | allowed | meaning | environment / flag |",
                 "| --- | --- | --- | --- | --- |"]
         for key, field in model.model_fields.items():
@@ -40,7 +40,7 @@ def configuration_markdown() -> str:
             allowed = _allowed({"enum": checked()} if checked else properties[key])
             rows.append(
                 f"| `{key}` | `{_toml(field.default)}` | {allowed} | {_cell(field.description)} "
-                f"| `{config_lib._env_name(section, key)}`<br>`--{section}.{key}` |")
+                f"| `{layering._env_name(section, key)}`<br>`--{section}.{key}` |")
         doc = (model.__doc__ or "").strip().splitlines()[0]
         parts.append(f"## `[{section}]`\n\n{doc}\n\n" + "\n".join(rows))
     parts.append(_presets_table())
@@ -92,8 +92,8 @@ def _allowed(field: dict[str, Any]) -> str:
 
 def _presets_table() -> str:
     """One row per key some preset sets: the default, then each preset's value (blank: unset)."""
-    presets = config_lib.PRESETS
-    defaults = {(section, key): default for section, key, default, _ in config_lib.config_keys()}
+    presets = PRESETS
+    defaults = {(section, key): default for section, key, default, _ in layering.config_keys()}
     keys = [key for key in defaults if any(key[1] in p.get(key[0], {}) for p in presets.values())]
     header = "| key | default | " + " | ".join(f"`{name}`" for name in presets) + " |"
     rows = [header, "| --- " * (len(presets) + 2) + "|"]

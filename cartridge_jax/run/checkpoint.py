@@ -35,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from cartridge_jax.io import atomic_write_bytes, is_remote
+from cartridge_jax._files import atomic_write_bytes, is_remote
 
 # Meta fields that say what a checkpoint is *for*: a mismatch means another run's checkpoint.
 IDENTITY_FIELDS = ("game", "encoding_version", "network", "params_fingerprint")

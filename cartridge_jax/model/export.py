@@ -42,10 +42,12 @@ import onnx
 import pydantic
 from etils import epath
 
-from cartridge_jax import checkpoint, games, nets
-from cartridge_jax import io as io_lib
+from cartridge_jax import games
+from cartridge_jax.run import checkpoint
+from cartridge_jax.model import nets
+from cartridge_jax import _files
 from cartridge_jax.config import Config, ModelConfig
-from cartridge_jax.stats import utc_now
+from cartridge_jax.run.stats import utc_now
 
 MODEL_FILE = "model.onnx"
 PARAMS_FILE = "params.msgpack"
@@ -122,11 +124,11 @@ def export_model(
         "agent": agent_settings(Config()) if agent is None else agent,
     }
     out_dir = epath.Path(out_dir)
-    io_lib.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)
-    io_lib.atomic_write_bytes(out_dir / PARAMS_FILE, params_bytes)
-    io_lib.atomic_write_text(out_dir / NETWORK_FILE, _json(network_data))
+    _files.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)
+    _files.atomic_write_bytes(out_dir / PARAMS_FILE, params_bytes)
+    _files.atomic_write_text(out_dir / NETWORK_FILE, _json(network_data))
     # Last: the manifest announces files that are already complete.
-    io_lib.atomic_write_text(out_dir / MANIFEST_FILE, _json(manifest))
+    _files.atomic_write_text(out_dir / MANIFEST_FILE, _json(manifest))
     return manifest
 
 

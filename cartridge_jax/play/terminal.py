@@ -23,7 +23,8 @@ import jax
 import numpy as np
 from etils import epath
 
-from cartridge_jax import evaluate, search
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.model import search
 from cartridge_jax.games import Game, State
 
 Ask = Callable[[str], str]  # prompt -> the line typed; EOFError at the end of the input

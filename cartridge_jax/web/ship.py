@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 import jax
 from etils import epath
 
-from cartridge_jax import export, stats
-from cartridge_jax import io as io_lib
+from cartridge_jax.model import export
+from cartridge_jax.run import stats
+from cartridge_jax import _files
 
 CARD_FILE = "card.json"
 STATS_FILE = "stats.json"
@@ -93,7 +94,7 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
               progress=print) -> list[dict[str, Any]]:
     """The game's strength suite on the model in `model_dir`, one result dict per measure
     (the measure's name and reproducing command added)."""
-    from cartridge_jax import evaluate
+    from cartridge_jax.evaluation import evaluate
 
     sims = config.evaluation.simulations if sims is None else sims
     results = []
@@ -166,7 +167,7 @@ def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, comman
         manifest = json.loads((staging / export.MANIFEST_FILE).read_text())
         results = run_suite(config, staging, sims=sims, progress=progress)
         card = build_card(run_stats, manifest, results, command=command)
-        io_lib.atomic_write_text(staging / CARD_FILE, json.dumps(card, indent=1) + "\n")
+        _files.atomic_write_text(staging / CARD_FILE, json.dumps(card, indent=1) + "\n")
         old = dest.with_name(f".{dest.name}-old")
         if dest.exists():
             shutil.rmtree(old, ignore_errors=True)

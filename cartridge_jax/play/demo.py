@@ -7,7 +7,8 @@ from typing import TextIO
 import jax
 import numpy as np
 
-from cartridge_jax.games import Game, baselines
+from cartridge_jax.games import Game
+from cartridge_jax.opponents import baselines
 
 
 def play(game: Game, *, agents: tuple[str, str], seed: int, out: TextIO) -> np.ndarray:

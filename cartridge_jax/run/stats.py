@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from cartridge_jax.io import atomic_write_text
+from cartridge_jax._files import atomic_write_text
 
 SCHEMA_VERSION = 1
 MAX_HISTORY_POINTS = 1000

@@ -2,7 +2,7 @@
 
 Each phase is compiled once per configuration and run in a few jitted chunks; the host only
 updates progress bars, checks for a stop request and a finite loss between chunks. The phases
-run over every device (`Trainer.mesh`, see distributed.py): self-play and the replay buffer
+run over every device (`Trainer.mesh`, see parallel.py): self-play and the replay buffer
 split by games, training batches split, everything else replicated.
 
 A run directory holds orbax checkpoints (everything needed to continue: params, optimizer,
@@ -38,13 +38,20 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.tree_util import Partial
 from tqdm import tqdm
 
-from cartridge_jax import arena, distributed, evaluate, learner, nets, replay, selfplay
-from cartridge_jax import checkpoint as checkpoint_lib
+from cartridge_jax.evaluation import arena
+from cartridge_jax import parallel
+from cartridge_jax.evaluation import evaluate
+from cartridge_jax.training import learner
+from cartridge_jax.model import nets
+from cartridge_jax.training import replay
+from cartridge_jax.training import selfplay
+from cartridge_jax.run import checkpoint as checkpoint_lib
 from cartridge_jax import config as config_lib
-from cartridge_jax import export as export_lib
+from cartridge_jax.model import export as export_lib
 from cartridge_jax import games as games_lib
-from cartridge_jax import stats as stats_lib
-from cartridge_jax.distributed import DATA_AXIS
+from cartridge_jax.run import layout
+from cartridge_jax.run import stats as stats_lib
+from cartridge_jax.parallel import DATA_AXIS
 
 MAX_SELFPLAY_CHUNK = 16  # moves per self-play chunk: progress shows between chunks
 MAX_TRAIN_CHUNK = 50  # gradient steps per training chunk
@@ -84,13 +91,13 @@ class Trainer:
         self.eval_games = 2 * max(1, config.evaluation.games // 2)  # even: half each colour
 
         # Every device of every process: games and replay columns split over them, the rest
-        # replicated (distributed.py).
-        self.mesh = mesh or distributed.data_mesh()
-        distributed.check_divisible(config, self.mesh.size)
+        # replicated (parallel.py).
+        self.mesh = mesh or parallel.data_mesh()
+        parallel.check_divisible(config, self.mesh.size)
         # Evaluation splits its games and positions over this process's devices alone: every
         # process plays the whole evaluation, so all get the same results without exchanging
         # them (with the same number of devices each).
-        self.eval_mesh = distributed.data_mesh(
+        self.eval_mesh = parallel.data_mesh(
             [device for device in self.mesh.devices.flat
              if device.process_index == jax.process_index()])
         specs = RunState(train_state=PartitionSpec(), buffer=replay.partition_spec(DATA_AXIS),
@@ -111,14 +118,14 @@ class Trainer:
                 check_vma=False),
             # Stated, so that outputs feed the next call unchanged (one compilation).
             in_shardings=(sh.train_state, sh.games, sh.buffer, sh.key),
-            out_shardings=(sh.games, sh.buffer, distributed.replicated(self.mesh)),
+            out_shardings=(sh.games, sh.buffer, parallel.replicated(self.mesh)),
             donate_argnums=(1, 2),
         )
         self.train = jax.jit(
             functools.partial(learner.train, game, apply, self.optimizer, cfg,
                               steps=self.train_chunk, mesh=self.mesh),
             in_shardings=(sh.train_state, sh.buffer, sh.key),
-            out_shardings=(sh.train_state, distributed.replicated(self.mesh)),
+            out_shardings=(sh.train_state, parallel.replicated(self.mesh)),
             donate_argnums=(0,),
         )
 
@@ -213,8 +220,8 @@ def restore_latest(config: config_lib.Config) -> tuple[Trainer, RunState, int]:
     state is laid out on the first device alone: readers (eval, export) need no mesh, and a
     checkpoint saved on any number of devices loads whatever the batches' divisibility here.
     """
-    trainer = Trainer(config, distributed.data_mesh(jax.devices()[:1]))
-    directory = config_lib.run_dir(config) / "checkpoints"
+    trainer = Trainer(config, parallel.data_mesh(jax.devices()[:1]))
+    directory = layout.checkpoints_dir(layout.run_dir(config))
     state = trainer.initial_state()
     with checkpoint_lib.Checkpoints(directory,
                                     max_to_keep=config.training.max_checkpoints) as saved:
@@ -238,7 +245,7 @@ class _StopRequest:
 
     def agreed(self) -> bool:
         """Whether any process was asked to stop: a collective, called by all at one point."""
-        return distributed.any_process(self.requested)
+        return parallel.any_process(self.requested)
 
     def __enter__(self):
         self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -279,17 +286,17 @@ def run(
     every JAX compilation (to spot recompiles), "info" shows progress bars and one summary line
     per iteration, "warning" and "error" only the start, stop and problems.
 
-    With several processes (distributed.py), every one calls this with the same configuration;
+    With several processes (parallel.py), every one calls this with the same configuration;
     process 0 alone prints and writes stats.json, snapshots and exports, while checkpoints are
     written by all (orbax writes each process's shards).
     """
-    main = distributed.is_main_process()
+    main = parallel.is_main_process()
     out = (out or sys.stderr) if main else io.StringIO()  # the other processes keep quiet
     if config.common.log_level == "debug":
         jax.config.update("jax_log_compiles", True)
     progress = progress and config.common.log_level in ("debug", "info")
     trainer = Trainer(config)
-    run_dir = config_lib.run_dir(config)
+    run_dir = layout.run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)  # by every process: orbax needs it on each host
     stats_path = run_dir / "stats.json"
     state = trainer.initial_state()

@@ -12,11 +12,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from cartridge_jax import search
+from cartridge_jax.model import search
 from cartridge_jax.config import MctsConfig
-from cartridge_jax.games import Game, State, baselines
+from cartridge_jax.games import Game, State
+from cartridge_jax.games.base import index_among
 from cartridge_jax.games.base import where_batched
-from cartridge_jax.replay import Trajectory
+from cartridge_jax.training.replay import Trajectory
 
 
 @struct.dataclass
@@ -39,7 +40,7 @@ def new_games(game: Game, key: jax.Array, games: int, opening_moves: int) -> Gam
 
     def random_move(state, ply):
         index, uniform = ply  # int32[], float32[G]
-        action = jax.vmap(baselines.index_among)(uniform, state.legal_action_mask)
+        action = jax.vmap(index_among)(uniform, state.legal_action_mask)
         return where_batched(index < counts, jax.vmap(game.step)(state, action), state), None
 
     plies = (jnp.arange(opening_moves), jax.random.uniform(move_key, (opening_moves, games)))

@@ -1,0 +1,96 @@
+"""Named presets: partial overrides that sit under the file, environment and flags.
+
+Reference position sets are named as strings relative to `cartridge_jax/refdata` (a test checks
+that each exists): the configuration stays pure data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The reference position sets shipped in cartridge_jax/refdata (see its README).
+CONNECT4_BENCHMARKS = [f"connect4/Test_{name}.jsonl"
+                       for name in ("L3_R1", "L2_R1", "L1_R1", "L1_R3")]
+OTHELLO_BENCHMARKS = ["othello/fforum-1-19.obf", "othello/fforum-20-39.obf"]
+
+# Presets: partial overrides, {section: {key: value}}. Each names its game so that
+# `--common.preset connect4-gpu` alone is a complete recipe. Positions per iteration are
+# games x moves_per_iteration (x8 or x2 with augmentation), which sizes replay_capacity.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Measured: up to 6 random opening plies make self-play visit the positions that follow
+    # early blunders (with 2, the agent missed wins there); at 200 simulations (Cartridge2's bot
+    # strength) the trained agent is perfect while an untrained net is not.
+    "tictactoe-cpu": {
+        "common": {"game": "tictactoe"},
+        "model": {"kind": "mlp", "mlp_hidden": [128, 128, 64], "value_hidden": 32},
+        "mcts": {"simulations": 32, "temperature_drop_move": 5, "max_considered_actions": 9},
+        "selfplay": {"games": 128, "moves_per_iteration": 32, "random_opening_moves": 6},
+        "training": {"iterations": 20, "steps_per_iteration": 200, "batch_size": 256,
+                     "replay_capacity": 100_000, "checkpoint_interval": 5},
+        "evaluation": {"simulations": 200, "interval": 10, "benchmarks": ["exhaustive"]},
+    },
+    "tictactoe-gpu": {
+        "common": {"game": "tictactoe"},
+        "model": {"kind": "mlp", "mlp_hidden": [256, 256, 128], "value_hidden": 64},
+        "mcts": {"simulations": 32, "temperature_drop_move": 5, "max_considered_actions": 9},
+        "selfplay": {"games": 1024, "moves_per_iteration": 32, "random_opening_moves": 6},
+        "training": {"iterations": 20, "batch_size": 1024, "replay_capacity": 300_000},
+        "evaluation": {"simulations": 200, "interval": 5, "benchmarks": ["exhaustive"]},
+    },
+    # CPU presets use an MLP: measured on a 2-core CPU, Connect 4 self-play ran ~5,700
+    # positions/s with a 256-256-128 MLP against ~800 with a 2x32 ResNet, whose gradient steps
+    # inside lax.scan were ~250x slower still. The GPU presets use the real ResNet, computing in
+    # bfloat16: on an H100 Connect 4 self-play ran 1.52x faster than in float32 (TF32), and
+    # bfloat16 training and play scored as float32 did (docs/performance.md).
+    "connect4-cpu": {
+        "common": {"game": "connect4"},
+        "model": {"kind": "mlp", "mlp_hidden": [256, 256, 128], "value_hidden": 64},
+        "mcts": {"simulations": 32, "temperature_drop_move": 15, "max_considered_actions": 7},
+        "selfplay": {"games": 256, "moves_per_iteration": 42},
+        "training": {"iterations": 100, "steps_per_iteration": 200, "replay_capacity": 200_000},
+        "evaluation": {"simulations": 128, "interval": 5, "benchmarks": CONNECT4_BENCHMARKS},
+    },
+    "connect4-gpu": {
+        "common": {"game": "connect4"},
+        "model": {"kind": "resnet", "resnet_blocks": 8, "resnet_channels": 128,
+                  "value_hidden": 256, "dtype": "bfloat16"},
+        "mcts": {"simulations": 64, "temperature_drop_move": 15, "max_considered_actions": 7},
+        "selfplay": {"games": 4096, "moves_per_iteration": 42},
+        "training": {
+            "iterations": 100,
+            "steps_per_iteration": 400,
+            "batch_size": 1024,
+            "learning_rate": 2e-3,
+            "replay_capacity": 2_000_000,
+        },
+        "evaluation": {"games": 100, "simulations": 200, "benchmarks": CONNECT4_BENCHMARKS},
+    },
+    "othello-cpu": {
+        "common": {"game": "othello"},
+        "model": {"kind": "mlp", "mlp_hidden": [256, 256, 128], "value_hidden": 64},
+        "mcts": {"simulations": 32, "temperature_drop_move": 30, "max_considered_actions": 16},
+        "selfplay": {"games": 128, "moves_per_iteration": 64},
+        "training": {"iterations": 50, "steps_per_iteration": 200, "replay_capacity": 200_000},
+        "evaluation": {"simulations": 128, "benchmarks": OTHELLO_BENCHMARKS},
+    },
+    "othello-gpu": {
+        "common": {"game": "othello"},
+        "model": {"kind": "resnet", "resnet_blocks": 10, "resnet_channels": 128,
+                  "value_hidden": 256, "dtype": "bfloat16"},
+        "mcts": {"simulations": 64, "temperature_drop_move": 30, "max_considered_actions": 16},
+        "selfplay": {"games": 2048, "moves_per_iteration": 64},
+        "training": {
+            "iterations": 200,
+            "steps_per_iteration": 400,
+            "batch_size": 1024,
+            "learning_rate": 2e-3,
+            "replay_capacity": 2_000_000,
+        },
+        "evaluation": {"games": 100, "simulations": 200, "benchmarks": OTHELLO_BENCHMARKS},
+    },
+}
+
+
+
+def unknown_preset_problem() -> str:
+    return f'unknown preset; available presets: "auto", "none", {", ".join(PRESETS)}'
