@@ -118,9 +118,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cartridge_jax.run import checkpoint
     from cartridge_jax import parallel
     from cartridge_jax.model import export
+    from cartridge_jax.run import checkpoint
     from cartridge_jax.training import loop
 
     forced = {} if args.iterations is None else {"training.iterations": args.iterations}
@@ -141,9 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from cartridge_jax.run import checkpoint
-    from cartridge_jax.model import export
-    from cartridge_jax.training import loop
+    from cartridge_jax.model import export, load
 
     run_dir = epath.Path(args.run_dir)
     if not run_dir.is_dir():
@@ -152,46 +150,39 @@ def _cmd_export(args: argparse.Namespace) -> int:
     config = _run_config(args, run_dir)
     enable_compilation_cache()
     try:
-        trainer, state, iteration = loop.restore_latest(config)
-        out_dir = args.out or export.model_dir(run_dir, trainer.game.name)
+        model = load.load_model(run_dir, config)
+        out_dir = args.out or layout.model_dir(run_dir, model.game.name)
         manifest = export.export_model(
-            trainer.game, trainer.network, state.train_state.params, config.model, out_dir,
-            step=int(state.train_state.step), iteration=iteration,
+            model.game, model.network, model.params, config.model, out_dir,
+            step=model.step, iteration=model.iteration,
             opset=config.export.onnx_opset, ir_version=config.export.onnx_ir_version,
             agent=export.agent_settings(config))
-    except (checkpoint.CheckpointError, export.ExportError) as error:
+    except (load.ModelError, export.ExportError) as error:
         raise config_lib.ConfigError(str(error)) from None
-    print(f"Exported iteration {iteration} (step {manifest['step']}) of {run_dir} to {out_dir}")
+    print(f"Exported iteration {model.iteration} (step {manifest['step']}) of {run_dir} to "
+          f"{out_dir}")
     return 0
 
 
 def _model_config(args: argparse.Namespace, path: epath.Path) -> config_lib.Config:
-    """The configuration for the model at `path`: an exported model folder's game under the
-    usual layers, or a run directory's recorded configuration (see `_run_config`)."""
-    manifest = path / "manifest.json"
-    if manifest.is_file():  # an exported model: its manifest names the game
-        try:
-            game = json.loads(manifest.read_text())["game"]
-        except (OSError, ValueError, KeyError) as error:
-            raise config_lib.ConfigError(f"{manifest} is not a readable model manifest: {error}")
-        config, _ = _load_config(args, **{"common.game": game})
-        return config
-    if path.is_dir():
-        return _run_config(args, path)
-    if path.suffix == ".msgpack" and path.is_file():  # a snapshot: <run_dir>/snapshots/iter_N
-        return _run_config(args, path.parent.parent)
-    raise config_lib.ConfigError(f"model {path} is neither a run directory, an exported "
-                                 "model folder (with manifest.json) nor a snapshot (.msgpack)")
+    """The configuration the model at `path` plays with (`load.model_config`), under the
+    command's flags."""
+    from cartridge_jax.model import load
+
+    try:
+        return load.model_config(path, config_file=args.config, flags=_given_flags(args))
+    except load.ModelError as error:
+        raise config_lib.ConfigError(str(error)) from None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cartridge_jax.evaluation import evaluate
+    from cartridge_jax.evaluation import measure
 
     path = epath.Path(args.model)
     config = _model_config(args, path)
     enable_compilation_cache()
     try:
-        result = evaluate.evaluate(
+        result = measure.evaluate(
             config, model_dir_or_run_dir=path, sims=args.sims, positions=args.positions,
             opponent=args.opponent, games=args.games, exhaustive=args.exhaustive)
     except ValueError as error:
@@ -223,9 +214,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 def _cmd_ship(args: argparse.Namespace) -> int:
     from cartridge_jax.model import export
-    from cartridge_jax.web import ship
     from cartridge_jax.run import stats
-    from cartridge_jax.web import website
+    from cartridge_jax.web import ship, website
 
     run_dir = epath.Path(args.run_dir)
     if not (run_dir / "stats.json").is_file():
@@ -235,7 +225,7 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     game = config.common.game
     dest = pathlib.Path(args.dest) if args.dest else website.SITE_DIR / "models" / game
     enable_compilation_cache()
-    print(f"Shipping {export.model_dir(run_dir, config.common.game)} to {dest}; strength suite:")
+    print(f"Shipping {layout.model_dir(run_dir, config.common.game)} to {dest}; strength suite:")
     try:
         card = ship.ship(run_dir, dest, config, sims=args.sims,
                               command=args.trained_with or f"python scripts/train.py --game "
@@ -257,10 +247,9 @@ def _run_config(args: argparse.Namespace, run_dir: epath.Path) -> config_lib.Con
 def _cmd_ladder(args: argparse.Namespace) -> int:
     import jax
 
-    from cartridge_jax.run import checkpoint
-    from cartridge_jax.evaluation import evaluate
-    from cartridge_jax.evaluation import ladder
     from cartridge_jax import opponents
+    from cartridge_jax.evaluation import agents, ladder
+    from cartridge_jax.run import checkpoint
 
     config, _ = _load_config(args)
     game = games.make(config.common.game)
@@ -282,7 +271,7 @@ def _cmd_ladder(args: argparse.Namespace) -> int:
     try:
         players = {name: opponents.builtin_agent(game, name) for name in names}
         for name, path in models.items():
-            players[name], _ = evaluate.load_agent(game, path, simulations=sims,
+            players[name], _ = agents.load_agent(game, path, simulations=sims,
                                                    c_puct=config.mcts.c_puct)
         games_per_match = config.evaluation.games if args.games is None else args.games
         result = ladder.play_ladder(

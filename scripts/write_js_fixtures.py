@@ -31,8 +31,7 @@ import random
 import jax
 import numpy as np
 
-from cartridge_jax import games
-from cartridge_jax import _files
+from cartridge_jax import _files, games
 from cartridge_jax.games import othello
 
 FIXTURES_DIR = pathlib.Path(__file__).resolve().parent.parent / "site" / "tests" / "fixtures"

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cartridge_jax import games
+from cartridge_jax.config import Config
 from cartridge_jax.model import nets
 from cartridge_jax.training import selfplay
-from cartridge_jax.config import Config
 
 BATCH = 32
 

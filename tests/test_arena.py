@@ -5,14 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cartridge_jax import games
-from cartridge_jax.evaluation import arena
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.model import nets
-from cartridge_jax import opponents
-from cartridge_jax.config import Config, ModelConfig
 from helpers import random_trajectory
+
+from cartridge_jax import games, opponents
+from cartridge_jax.config import Config, ModelConfig
+from cartridge_jax.evaluation import agents, arena
+from cartridge_jax.model import nets
 
 KEY = jax.random.key(0)
 
@@ -31,7 +29,7 @@ def legal_only_first(key, states):
 
 
 def counts(game, agent, opponent, num_games=8):
-    return evaluate.arena.result(evaluate.play(game, agent, opponent, num_games, KEY))
+    return arena.result(arena.match(game, agent, opponent, num_games, KEY))
 
 
 @pytest.mark.parametrize("name", games.names())
@@ -66,15 +64,15 @@ def test_a_model_against_itself_scores_about_one_half():
     config = Config().model_copy(update={"model": ModelConfig(kind="mlp", mlp_hidden=(16,))})
     network = nets.make_network(config.model, game)
     params = nets.init_params(network, game, jax.random.key(3))
-    agent = evaluate.search_agent(game, network.apply, params, 8, 1.25)
-    result = evaluate.arena_match(game, agent, agent, 64, KEY)
+    agent = agents.search_agent(game, network.apply, params, 8, 1.25)
+    result = arena.match_summary(game, agent, agent, 64, KEY)
     assert result["wins"] + result["draws"] + result["losses"] == 64
     assert abs(result["score"] - 0.5) <= 0.1
 
 
 def test_random_against_itself_scores_about_one_half():
     game = games.make("connect4")
-    result = evaluate.arena_match(game, opponents.builtin_agent(game, "random"), "random", 400,
+    result = arena.match_summary(game, opponents.builtin_agent(game, "random"), "random", 400,
                                   KEY)
     assert result["wins"] + result["draws"] + result["losses"] == 400
     assert result["score_low"] < 0.5 < result["score_high"]

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_trajectory
 
 from cartridge_jax import games
 from cartridge_jax.games.base import index_among
 from cartridge_jax.opponents import baselines
-from helpers import random_trajectory
 
 
 def choices(game, agent_name, state, samples=200):

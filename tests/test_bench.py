@@ -10,13 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TINY_TOML
 
 from cartridge_jax import games
-from cartridge_jax.model import nets
 from cartridge_jax.bench import flops, iteration, pgx_reference, presets
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games.base import where_batched
-from helpers import TINY_TOML
+from cartridge_jax.model import nets
 
 HAVE_PGX = importlib.util.find_spec("pgx") is not None
 needs_pgx = pytest.mark.skipif(

@@ -25,17 +25,16 @@ import time
 import jax
 import numpy as np
 import pytest
-
-from cartridge_jax import config as config_lib
-from cartridge_jax import games
-from cartridge_jax.model import export
-from cartridge_jax.training import loop
-from cartridge_jax.model import nets
-from cartridge_jax.web import website
-from cartridge_jax import _files
-from cartridge_jax.config import ModelConfig
 from helpers import TINY_TOML
 from test_website import serving
+
+from cartridge_jax import _files, games
+from cartridge_jax import config as config_lib
+from cartridge_jax.config import ModelConfig
+from cartridge_jax.model import export, nets
+from cartridge_jax.run import layout
+from cartridge_jax.training import loop
+from cartridge_jax.web import website
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +74,7 @@ def exports(tmp_path_factory):
         game = games.make(name)
         network = nets.make_network(model_config, game)
         params = nets.init_params(network, game, jax.random.key(0, impl="rbg"))
-        export.export_model(game, network, params, model_config, export.model_dir(run_dir, name),
+        export.export_model(game, network, params, model_config, layout.model_dir(run_dir, name),
                             step=0, iteration=0, opset=config.export.onnx_opset,
                             ir_version=config.export.onnx_ir_version, agent=agent)
     game = games.make("tictactoe")

@@ -11,11 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 import cartridge_jax
-
 from cartridge_jax import config as cfg
 from cartridge_jax import games
-from cartridge_jax.config import PRESETS, Config, ConfigError, format_config, load_config
-from cartridge_jax.config import presets
+from cartridge_jax.config import PRESETS, Config, ConfigError, format_config, load_config, presets
 from cartridge_jax.run.layout import recorded_config, run_dir
 
 REPO_CONFIG_TOML = pathlib.Path(__file__).resolve().parents[1] / "config.toml"

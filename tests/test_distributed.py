@@ -17,19 +17,18 @@ import sys
 import jax
 import numpy as np
 import pytest
-
-from cartridge_jax.run import checkpoint as checkpoint_lib
-from cartridge_jax import config as config_lib
-from cartridge_jax import games
-from cartridge_jax import parallel
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.training import loop
-from cartridge_jax.model import nets
-from cartridge_jax import opponents
-from cartridge_jax.training import replay
-from cartridge_jax.run import stats
-from cartridge_jax.bench import scaling
 from helpers import TINY_TOML
+
+from cartridge_jax import config as config_lib
+from cartridge_jax import games, opponents, parallel
+from cartridge_jax.bench import scaling
+from cartridge_jax.evaluation import agents, arena, position_sets
+from cartridge_jax.evaluation.evaluator import Evaluator
+from cartridge_jax.model import nets
+from cartridge_jax.run import checkpoint as checkpoint_lib
+from cartridge_jax.run import stats
+from cartridge_jax.training import loop, replay
+from cartridge_jax.training.trainer import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LEGACY_RUN = pathlib.Path(__file__).parent / "fixtures" / "run_f861b90"  # saved by f861b90
@@ -127,11 +126,11 @@ def _count_four_device_tests() -> int:
     return sum(1 for name in globals() if name.startswith("test_four_devices"))
 
 
-def _trainers(toml, **flags) -> tuple[loop.Trainer, loop.Trainer]:
+def _trainers(toml, **flags) -> tuple[Trainer, Trainer]:
     """The same configuration on the first device alone and on all four."""
     config = _config(toml, **flags)
-    return loop.Trainer(config, parallel.data_mesh(jax.devices()[:1])), \
-        loop.Trainer(config)
+    return Trainer(config, parallel.data_mesh(jax.devices()[:1])), \
+        Trainer(config)
 
 
 @four_devices
@@ -202,20 +201,21 @@ def test_four_devices_split_evaluation_matches_and_positions(tiny_toml):
     game, mesh, key = games.make("tictactoe"), parallel.data_mesh(), jax.random.key(0)
     perfect = opponents.builtin_agent(game, "perfect")
     # A match of 10 games: 4 (2 per colour) on each of the 4 devices; perfect play never loses.
-    wins, draws, losses = (int(count) for count in evaluate.play(
+    wins, draws, losses = (int(count) for count in arena.match(
         game, perfect, opponents.builtin_agent(game, "random"), 10, key, mesh))
     assert wins + draws + losses == 16 and losses == 0 and wins > draws
     # Positions split over the devices get the moves they get on one device (a deterministic
     # agent: the raw network's most likely move), and perfect play stays perfect.
-    positions = evaluate.tictactoe_positions()
+    positions = position_sets.tictactoe_positions()
     network = nets.make_network(_config(tiny_toml).model, game)
-    raw = evaluate.search_agent(game, network.apply, nets.init_params(network, game, key), 0, 1.0)
-    one_device = evaluate._actions_in_chunks(raw, positions.states, key, 99)
+    raw = agents.search_agent(game, network.apply, nets.init_params(network, game, key), 0, 1.0)
+    one_device = agents.actions_in_chunks(raw, positions.states, key, 99)
     np.testing.assert_array_equal(
-        evaluate._actions_in_chunks(raw, positions.states, key, 99, mesh), one_device)
+        agents.actions_in_chunks(raw, positions.states, key, 99, mesh), one_device)
     assert positions.measure(perfect, key, mesh=mesh)["optimal_rate"] == 1.0
-    # The Trainer evaluates on this process's 4 devices.
-    assert loop.Trainer(_config(tiny_toml)).eval_mesh.size == 4
+    # The evaluation runs on this process's 4 devices.
+    trainer = Trainer(_config(tiny_toml))
+    assert Evaluator(trainer.config, game, trainer.network.apply, trainer.mesh).mesh.size == 4
 
 
 @four_devices

@@ -11,9 +11,8 @@ import tomllib
 import pytest
 
 from cartridge_jax import cli
-from cartridge_jax.config import reference
 from cartridge_jax import config as config_lib
-from cartridge_jax.config import layering
+from cartridge_jax.config import layering, reference
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -157,15 +156,16 @@ def _commands() -> set[str]:
     return set(subcommands.choices)
 
 
-def _module(name: str):
-    """The package's module or subpackage whose last name is `name` (a section such as
-    `export` shares its name with `model/export.py`), or None."""
+def _modules(name: str) -> list:
+    """The package's modules and subpackages whose last name is `name` (a section such as
+    `export` shares its name with `model/export.py`)."""
     package = REPO / "cartridge_jax"
+    found = []
     for path in sorted([*package.rglob(f"{name}.py"), *package.rglob(f"{name}/__init__.py")]):
         parts = path.relative_to(REPO).with_suffix("").parts
-        dotted = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        return importlib.import_module(dotted)
-    return None
+        found.append(importlib.import_module(".".join(
+            parts[:-1] if parts[-1] == "__init__" else parts)))
+    return found
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
@@ -178,7 +178,8 @@ def test_pages_name_only_things_that_exist(page):
     for section, key in re.findall(r"--(\w+)\.(\w+)", text):
         assert f"{section}.{key}" in keys, f"--{section}.{key}"
     for section, key in re.findall(r"`(\w+)\.(\w+)`", text):  # a key, a function or a file
-        if section in sections and key not in FILE_TYPES and not hasattr(_module(section), key):
+        if section in sections and key not in FILE_TYPES and not any(
+                hasattr(module, key) for module in _modules(section)):
             assert f"{section}.{key}" in keys, f"{section}.{key}"
     for name in re.findall(r"CARTRIDGE_[A-Z][A-Z_]*[A-Z]", text):
         env_names = {layering._env_name(*key.split(".")) for key in keys}

@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cartridge_jax.evaluation import elo
-from cartridge_jax.evaluation import ladder
+from cartridge_jax.evaluation import elo, ladder
 
 TRUE_ELO = {"random": 0.0, "greedy": 250.0, "alphabeta:2": 600.0, "model": 750.0,
             "alphabeta:5": 1100.0}

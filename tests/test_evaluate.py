@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import games
-from cartridge_jax.run import checkpoint
 from cartridge_jax import config as config
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.training import loop
+from cartridge_jax import games
+from cartridge_jax.evaluation import agents, arena, measure, position_sets
 from cartridge_jax.model import nets
-from cartridge_jax.opponents import perfect
+from cartridge_jax.opponents import perfect as solver
+from cartridge_jax.run import checkpoint
+from cartridge_jax.training.trainer import Trainer
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
 PONS_SETS = ("Test_L1_R1", "Test_L1_R3", "Test_L2_R1", "Test_L3_R1")
@@ -72,15 +72,15 @@ def test_connect4_rates_of_a_fixed_agent_match_the_definition(pons_slice):
     mistake_rate, optimal_rate = expected_rates(lines, lambda s: 4 if 4 in s else min(s))
     assert 0 < mistake_rate < 1 and 0 < optimal_rate < 1, "the slice tells the cases apart"
     # batch_size 16: 200 positions make 12 full chunks and a padded one.
-    result = evaluate.connect4_benchmark(column4_agent, path, key=KEY, batch_size=16)
+    result = position_sets.connect4_benchmark(column4_agent, path, key=KEY, batch_size=16)
     assert result == {"mistake_rate": mistake_rate, "optimal_rate": optimal_rate, "n": 200}
 
 
 def test_connect4_raw_zero_network_plays_the_lowest_legal_column(pons_slice):
     path, lines = pons_slice
-    agent = evaluate.search_agent(games.make("connect4"), zero_net(7), {}, 0, 1.0)
+    agent = agents.search_agent(games.make("connect4"), zero_net(7), {}, 0, 1.0)
     mistake_rate, optimal_rate = expected_rates(lines, min)
-    result = evaluate.connect4_benchmark(agent, path, key=KEY, batch_size=64)
+    result = position_sets.connect4_benchmark(agent, path, key=KEY, batch_size=64)
     assert result == {"mistake_rate": mistake_rate, "optimal_rate": optimal_rate, "n": 200}
 
 
@@ -96,7 +96,7 @@ def test_connect4_hand_made_cases(tmp_path):
     path = tmp_path / "cases.jsonl"
     path.write_text("".join(json.dumps({"moves": "", "move_scores": scores}) + "\n"
                             for scores, _, _ in cases))
-    result = evaluate.connect4_benchmark(column4_agent, path, key=KEY, batch_size=4)
+    result = position_sets.connect4_benchmark(column4_agent, path, key=KEY, batch_size=4)
     assert result["mistake_rate"] == np.mean([m for _, m, _ in cases]) == 0.25
     assert result["optimal_rate"] == np.mean([o for _, _, o in cases]) == 0.5
 
@@ -113,12 +113,12 @@ def test_connect4_bad_files(tmp_path, content, problem):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     with pytest.raises(ValueError, match=problem.replace("[", r"\[").replace("]", r"\]")):
-        evaluate.connect4_benchmark(column4_agent, path, key=KEY)
+        position_sets.connect4_benchmark(column4_agent, path, key=KEY)
 
 
 def test_load_benchmark_by_refdata_name_and_limit():
     game = games.make("connect4")
-    positions = evaluate.load_benchmark(game, "connect4/Test_L2_R1.jsonl", limit=30)
+    positions = position_sets.load_benchmark(game, "connect4/Test_L2_R1.jsonl", limit=30)
     assert positions.name == "connect4/Test_L2_R1"
     assert positions.states.current_player.shape == (30,)
     lines = [json.loads(line) for line in
@@ -126,16 +126,16 @@ def test_load_benchmark_by_refdata_name_and_limit():
     mistake_rate, optimal_rate = expected_rates(lines, lambda s: 4 if 4 in s else min(s))
     assert positions.measure(column4_agent, KEY) == {
         "mistake_rate": mistake_rate, "optimal_rate": optimal_rate, "n": 30}
-    othello = evaluate.load_benchmark(games.make("othello"), "othello/fforum-1-19.obf", limit=5)
+    othello = position_sets.load_benchmark(games.make("othello"), "othello/fforum-1-19.obf", limit=5)
     assert othello.name == "othello/fforum-1-19" and othello.measure(
         lookup_agent(obf_lines()[:5], lambda listed: listed[0]), KEY)["best_move_rate"] == 1.0
     with pytest.raises(ValueError, match="exhaustive evaluation is for TicTacToe only"):
-        evaluate.load_benchmark(game, "exhaustive")
+        position_sets.load_benchmark(game, "exhaustive")
 
 
 def test_missing_positions_file(tmp_path):
     with pytest.raises(ValueError, match="cannot read positions file"):
-        evaluate.connect4_benchmark(column4_agent, tmp_path / "missing.jsonl", key=KEY)
+        position_sets.connect4_benchmark(column4_agent, tmp_path / "missing.jsonl", key=KEY)
 
 
 # --- Othello ----------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def obf_file(tmp_path_factory):
 def test_othello_first_listed_move_is_best_with_no_loss(obf_file):
     lines = obf_lines()
     agent = lookup_agent(lines, lambda listed: listed[0])
-    result = evaluate.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
+    result = position_sets.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
     assert result == {"best_move_rate": 1.0, "mean_disc_loss": 0.0, "unknown_move_rate": 0.0,
                       "n": 39}
 
@@ -186,7 +186,7 @@ def test_othello_second_listed_move(obf_file):
     assert all(len(listed_moves(line)) >= 2 for line in lines)
     agent = lookup_agent(lines, lambda listed: listed[1])
     scores = [[s for _, s in listed_moves(line)] for line in lines]
-    result = evaluate.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
+    result = position_sets.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
     assert result["best_move_rate"] == np.mean([s[1] == s[0] for s in scores])
     assert result["mean_disc_loss"] == pytest.approx(np.mean([s[0] - s[1] for s in scores]))
     assert result["mean_disc_loss"] > 0
@@ -197,7 +197,7 @@ def test_othello_unlisted_moves_are_counted_apart(obf_file):
     def always_pass(key, states):  # never listed (every position has moves)
         return jnp.full(states.current_player.shape, 64, jnp.int32)
 
-    result = evaluate.othello_benchmark(always_pass, obf_file, key=KEY)
+    result = position_sets.othello_benchmark(always_pass, obf_file, key=KEY)
     assert result == {"best_move_rate": 0.0, "mean_disc_loss": None, "unknown_move_rate": 1.0,
                       "n": 39}
 
@@ -213,7 +213,7 @@ def test_othello_bad_lines(tmp_path):
         path = tmp_path / "bad.obf"
         path.write_text(content)
         with pytest.raises(ValueError, match=problem):
-            evaluate.othello_benchmark(column4_agent, path, key=KEY)
+            position_sets.othello_benchmark(column4_agent, path, key=KEY)
 
 
 # --- TicTacToe --------------------------------------------------------------------------------
@@ -221,21 +221,21 @@ def test_othello_bad_lines(tmp_path):
 
 @pytest.fixture(scope="module")
 def perfect():
-    return perfect.perfect_agent(perfect.optimal_move_table())
+    return solver.perfect_agent(solver.optimal_move_table())
 
 
 def test_tictactoe_exhaustive_perfect_and_random(perfect):
-    assert evaluate.tictactoe_exhaustive(perfect, key=KEY) == {"optimal_rate": 1.0, "n": 4520}
-    random = evaluate.arena.baseline(games.make("tictactoe"), "random")
-    assert evaluate.tictactoe_exhaustive(random, key=KEY, batch_size=1000)["optimal_rate"] < 0.9
+    assert position_sets.tictactoe_exhaustive(perfect, key=KEY) == {"optimal_rate": 1.0, "n": 4520}
+    random = arena.baseline(games.make("tictactoe"), "random")
+    assert position_sets.tictactoe_exhaustive(random, key=KEY, batch_size=1000)["optimal_rate"] < 0.9
 
 
 def test_tictactoe_exhaustive_of_the_raw_zero_network_is_its_lowest_legal_cell():
-    boards = perfect.live_positions()
-    expected = np.mean([min(i for i in range(9) if b[i] == 0) in perfect.optimal_moves(b)
+    boards = solver.live_positions()
+    expected = np.mean([min(i for i in range(9) if b[i] == 0) in solver.optimal_moves(b)
                         for b in boards])
-    agent = evaluate.search_agent(games.make("tictactoe"), zero_net(9), {}, 0, 1.0)
-    assert evaluate.tictactoe_exhaustive(agent, key=KEY)["optimal_rate"] == expected
+    agent = agents.search_agent(games.make("tictactoe"), zero_net(9), {}, 0, 1.0)
+    assert position_sets.tictactoe_exhaustive(agent, key=KEY)["optimal_rate"] == expected
 
 
 def test_search_agent_with_simulations_takes_an_immediate_win():
@@ -243,8 +243,8 @@ def test_search_agent_with_simulations_takes_an_immediate_win():
     # X X . / O O . / . . .  X to move: c1 (2) wins; the lowest legal cell (2) would too, so
     # also O's turn after X X . / O O . / X . . : O wins with c2 (5), the lowest legal is 2.
     boards = [(1, 1, 0, 2, 2, 0, 0, 0, 0), (1, 1, 0, 2, 2, 0, 1, 0, 0)]
-    agent = evaluate.search_agent(game, zero_net(9), {}, 32, 1.25)
-    moves = jax.jit(lambda states: agent(KEY, states))(perfect.states_of(game, boards))
+    agent = agents.search_agent(game, zero_net(9), {}, 32, 1.25)
+    moves = jax.jit(lambda states: agent(KEY, states))(solver.states_of(game, boards))
     assert moves.tolist() == [2, 5]
 
 
@@ -252,15 +252,15 @@ def test_search_agent_with_simulations_takes_an_immediate_win():
 
 
 def test_perfect_against_perfect_draws_every_game_with_both_colours(perfect):
-    result = evaluate.arena_match(games.make("tictactoe"), perfect, "perfect", 32, KEY)
+    result = arena.match_summary(games.make("tictactoe"), perfect, "perfect", 32, KEY)
     assert result["draws"] == 32 and result["games"] == 32 and result["score"] == 0.5
     assert result["score_low"] < 0.5 < result["score_high"]
 
 
 def test_random_against_perfect_loses_a_lot():
     game = games.make("tictactoe")
-    random = evaluate.arena.baseline(game, "random")
-    result = evaluate.arena_match(game, random, "perfect", 64, KEY)
+    random = arena.baseline(game, "random")
+    result = arena.match_summary(game, random, "perfect", 64, KEY)
     assert result["wins"] == 0 and result["losses"] >= 40
     assert result["wins"] + result["draws"] + result["losses"] == result["games"] == 64
     assert result["score_low"] <= result["score"] <= result["score_high"]
@@ -269,11 +269,11 @@ def test_random_against_perfect_loses_a_lot():
 def test_arena_errors(perfect):
     tictactoe, connect4 = games.make("tictactoe"), games.make("connect4")
     with pytest.raises(ValueError, match="unknown opponent 'minimax': use random, greedy"):
-        evaluate.arena_match(tictactoe, perfect, "minimax", 8, KEY)
+        arena.match_summary(tictactoe, perfect, "minimax", 8, KEY)
     with pytest.raises(ValueError, match="TicTacToe only, not Connect 4"):
-        evaluate.arena_match(connect4, column4_agent, "perfect", 8, KEY)
+        arena.match_summary(connect4, column4_agent, "perfect", 8, KEY)
     with pytest.raises(ValueError, match="games = 7: use an even number"):
-        evaluate.arena_match(tictactoe, perfect, "random", 7, KEY)
+        arena.match_summary(tictactoe, perfect, "random", 7, KEY)
 
 
 # --- evaluate(): loading a model and choosing the measure --------------------------------------
@@ -286,7 +286,7 @@ def run_dir(tmp_path_factory):
     cfg, _ = config.load_config(env={}, flags={
         "common.game": "tictactoe", "common.run_dir": str(directory), "model.kind": "mlp",
         "model.mlp_hidden": "[16, 16]", "model.value_hidden": "8", "evaluation.games": "8"})
-    trainer = loop.Trainer(cfg)
+    trainer = Trainer(cfg)
     state = trainer.initial_state()
     with checkpoint.Checkpoints(directory / "checkpoints", max_to_keep=2) as saved:
         saved.save(3, state, trainer.identity(state.train_state.params))
@@ -296,14 +296,14 @@ def run_dir(tmp_path_factory):
 def test_evaluate_a_run_directory(run_dir):
     cfg, trainer, params = run_dir
     path = cfg.common.run_dir
-    result = evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, exhaustive=True)
-    agent = evaluate.search_agent(trainer.game, trainer.network.apply, params, 0, cfg.mcts.c_puct)
-    expected = evaluate.tictactoe_exhaustive(agent, key=jax.random.key(cfg.common.seed))
+    result = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, exhaustive=True)
+    agent = agents.search_agent(trainer.game, trainer.network.apply, params, 0, cfg.mcts.c_puct)
+    expected = position_sets.tictactoe_exhaustive(agent, key=jax.random.key(cfg.common.seed))
     assert result == {"game": "tictactoe", "model": path, "iteration": 3, "simulations": 0,
                       **expected}
-    match = evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="perfect")
+    match = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="perfect")
     assert match["opponent"] == "perfect" and match["games"] == 8 and match["wins"] == 0
-    match = evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="alphabeta:2")
+    match = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="alphabeta:2")
     assert match["opponent"] == "alphabeta:2" and match["games"] == 8
     assert match["wins"] + match["draws"] + match["losses"] == 8
 
@@ -317,19 +317,19 @@ def test_evaluate_an_exported_model(tmp_path):
     params = nets.init_params(network, game, jax.random.key(1))
     export.export_model(game, network, params, cfg.model, tmp_path, step=5, iteration=2,
                         opset=cfg.export.onnx_opset, ir_version=cfg.export.onnx_ir_version)
-    result = evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0, exhaustive=True)
-    agent = evaluate.search_agent(game, network.apply, params, 0, cfg.mcts.c_puct)
+    result = measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0, exhaustive=True)
+    agent = agents.search_agent(game, network.apply, params, 0, cfg.mcts.c_puct)
     assert result["iteration"] == 2
-    assert result["optimal_rate"] == evaluate.tictactoe_exhaustive(
+    assert result["optimal_rate"] == position_sets.tictactoe_exhaustive(
         agent, key=jax.random.key(cfg.common.seed))["optimal_rate"]
     # A model folder as the opponent: the raw network is deterministic, so against itself
     # each game is played once from each side and the score is exactly one half.
-    match = evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0,
+    match = measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0,
                               opponent=str(tmp_path), games=4)
     assert match["wins"] == match["losses"] and match["score"] == 0.5
     connect4_cfg, _ = config.load_config(env={}, flags={"common.game": "connect4"})
     with pytest.raises(ValueError, match="holds a tictactoe model, not connect4"):
-        evaluate.evaluate(connect4_cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)
+        measure.evaluate(connect4_cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)
 
 
 def test_evaluate_errors(run_dir, tmp_path):
@@ -344,8 +344,8 @@ def test_evaluate_errors(run_dir, tmp_path):
         ({"opponent": "nobody"}, "unknown opponent 'nobody'"),
     ]:
         with pytest.raises(ValueError, match=problem):
-            evaluate.evaluate(cfg, model_dir_or_run_dir=path, sims=0, **kwargs)
+            measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, **kwargs)
     with pytest.raises(ValueError, match="neither a run directory, an exported model folder"):
-        evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path / "missing", exhaustive=True)
+        measure.evaluate(cfg, model_dir_or_run_dir=tmp_path / "missing", exhaustive=True)
     with pytest.raises(ValueError, match="no checkpoint"):
-        evaluate.evaluate(cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)
+        measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)

@@ -20,15 +20,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
-from cartridge_jax import games
-from cartridge_jax.model import export
-from cartridge_jax.training import loop
-from cartridge_jax.model import nets
-from cartridge_jax import config as config_lib
-from cartridge_jax import _files
-from cartridge_jax.config import ExportConfig, ModelConfig
 from helpers import TINY_TOML, random_trajectory
+
+from cartridge_jax import _files, games
+from cartridge_jax import config as config_lib
+from cartridge_jax.config import ExportConfig, ModelConfig
+from cartridge_jax.model import export, nets
+from cartridge_jax.run import layout
+from cartridge_jax.training import loop
 
 PINNED = ExportConfig()  # the configured defaults: what the web page gets
 WEB_MAX_IR_VERSION = 13  # onnxruntime-web 1.30 refuses newer files (DESIGN.md)
@@ -222,7 +221,7 @@ def test_files_are_written_atomically_and_the_manifest_last(monkeypatch, tmp_pat
         written.append(pathlib.Path(path).name)
         write(path, data)
 
-    monkeypatch.setattr(io_lib, "atomic_write_bytes", record)  # atomic_write_text calls it too
+    monkeypatch.setattr(_files, "atomic_write_bytes", record)  # atomic_write_text calls it too
     export_small("tictactoe", tmp_path)
     assert sorted(written) == sorted(FILES) and written[-1] == export.MANIFEST_FILE
     assert sorted(os.listdir(tmp_path)) == sorted(FILES)  # no temporary files left
@@ -261,7 +260,7 @@ def trained_run(tmp_path_factory):
 
 def test_training_exports_at_each_checkpoint(trained_run):
     run_dir, output = trained_run
-    folder = export.model_dir(run_dir, "tictactoe")
+    folder = layout.model_dir(run_dir, "tictactoe")
     assert sorted(os.listdir(folder)) == sorted(FILES)
     manifest = json.loads((folder / export.MANIFEST_FILE).read_text())
     assert (manifest["iteration"], manifest["step"]) == (1, 4)
@@ -279,7 +278,7 @@ def test_export_command_exports_the_latest_checkpoint(trained_run, run_cli, tmp_
     assert status == 0, err
     assert f"Exported iteration 1 (step 4) of {run_dir}" in out
     assert sorted(os.listdir(tmp_path / "out")) == sorted(FILES)
-    by_loop = json.loads((export.model_dir(run_dir, "tictactoe") / export.MANIFEST_FILE).read_text())
+    by_loop = json.loads((layout.model_dir(run_dir, "tictactoe") / export.MANIFEST_FILE).read_text())
     by_command = json.loads((tmp_path / "out" / export.MANIFEST_FILE).read_text())
     assert {**by_command, "created": None} == {**by_loop, "created": None}
 
@@ -287,7 +286,7 @@ def test_export_command_exports_the_latest_checkpoint(trained_run, run_cli, tmp_
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("models"))
     status, _, err = run_cli("export", str(copy))
     assert status == 0, err
-    assert sorted(os.listdir(export.model_dir(copy, "tictactoe"))) == sorted(FILES)
+    assert sorted(os.listdir(layout.model_dir(copy, "tictactoe"))) == sorted(FILES)
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "bad stats"])

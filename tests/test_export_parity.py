@@ -23,13 +23,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from helpers import random_trajectory
+from test_export import (
+    PINNED,
+    WEB_MAX_IR_VERSION,
+    WEB_MAX_OPSET,
+    exported,  # noqa: F401  (the module fixture: the tiny nets, exported)
+    real_positions,
+    small_net,
+)
 
 from cartridge_jax import games
-from cartridge_jax.model import export
-from cartridge_jax.model import search
-from helpers import random_trajectory
-from test_export import PINNED, WEB_MAX_IR_VERSION, WEB_MAX_OPSET, real_positions, small_net
-from test_export import exported  # noqa: F401  (the module fixture: the tiny nets, exported)
+from cartridge_jax.model import export, search
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NODE_AGENT = REPO / "site" / "tests" / "node_agent.mjs"

@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 import pytest
+from helpers import BATCH, random_trajectory
 
 from cartridge_jax import games
-from helpers import BATCH, random_trajectory
 
 GAME_NAMES = games.names()
 

@@ -8,15 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import (
+    SELFPLAY_GAMES,
+    SELFPLAY_MOVES,
+    SELFPLAY_OPENING_MOVES,
+    random_trajectory,
+    tictactoe_selfplay,
+)
 
 from cartridge_jax import games
-from cartridge_jax.training import learner
-from cartridge_jax.model import nets
-from cartridge_jax.training import replay
-from cartridge_jax.training import selfplay
 from cartridge_jax.config import Config
-from helpers import SELFPLAY_GAMES, SELFPLAY_MOVES, SELFPLAY_OPENING_MOVES, tictactoe_selfplay
-from helpers import random_trajectory
+from cartridge_jax.model import nets
+from cartridge_jax.training import learner, replay, selfplay
 
 GAME = games.make("tictactoe")
 CONFIG = Config()

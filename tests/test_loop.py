@@ -22,14 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import TINY_TOML
 
-from cartridge_jax.run import checkpoint as checkpoint_lib
-from cartridge_jax.training import learner
-from cartridge_jax.training import loop
 from cartridge_jax import config as config_lib
+from cartridge_jax.evaluation.evaluator import Evaluator
+from cartridge_jax.run import checkpoint as checkpoint_lib
 from cartridge_jax.run import stats as stats_lib
 from cartridge_jax.run.checkpoint import Checkpoints
-from helpers import TINY_TOML
+from cartridge_jax.training import learner, loop
+from cartridge_jax.training.trainer import RunState, Trainer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py turns on
@@ -76,9 +77,9 @@ def _checkpoint_iterations(run_dir) -> list[int]:
         return checkpoints.iterations()
 
 
-def _restore(toml, run_dir) -> tuple[loop.RunState, dict]:
+def _restore(toml, run_dir) -> tuple[RunState, dict]:
     """The latest checkpoint of `run_dir`, restored the way the loop does it."""
-    trainer = loop.Trainer(_config(toml, run_dir))
+    trainer = Trainer(_config(toml, run_dir))
     template = trainer.initial_state()
     with Checkpoints(pathlib.Path(run_dir) / "checkpoints", max_to_keep=3) as checkpoints:
         return checkpoints.restore(
@@ -281,14 +282,14 @@ def promoting_run(tiny_toml, tmp_path_factory):
     first = _stats(run_dir)
     params_2 = _restore(tiny_toml, run_dir)[0].train_state.params
     best_played = []  # the best network's parameters each match of the resumed run was given
-    match = loop.Trainer.match
+    match = Evaluator.match
 
-    def spy(trainer, params, best_params, index, key):
+    def spy(evaluator, params, best_params, index, key):
         best_played.append(best_params)
-        return match(trainer, params, best_params, index, key)
+        return match(evaluator, params, best_params, index, key)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loop.Trainer, "match", spy)
+        patch.setattr(Evaluator, "match", spy)
         _, resumed_output = _train(tiny_toml, run_dir, iterations=3, **flags)
     return run_dir, first, params_2, resumed_output, best_played
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games
-from cartridge_jax.model import nets
 from cartridge_jax.config import ModelConfig
+from cartridge_jax.model import nets
 
 # Tiny sizes: these tests check wiring, not capacity. Batches are of BATCH or 1 examples, so
 # that each network's apply compiles for just those two shapes.

@@ -7,14 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cartridge_jax import games
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.opponents import minimax
-from cartridge_jax import opponents
-from cartridge_jax.config import opponent_names
-from cartridge_jax.opponents import rollout
 from helpers import random_trajectory
+
+from cartridge_jax import games, opponents
+from cartridge_jax.config import opponent_names
+from cartridge_jax.evaluation import agents, arena
+from cartridge_jax.opponents import minimax, rollout
 
 KEY = jax.random.key(0)
 
@@ -82,7 +80,7 @@ def assert_plays(name, cases):
     game = games.make("connect4")
     agent = opponents.builtin_agent(game, name)
     for seed in range(3):
-        moves = evaluate._act(agent, jax.random.key(seed), states_of(game, [m for m, _ in cases]))
+        moves = agents.act(agent, jax.random.key(seed), states_of(game, [m for m, _ in cases]))
         assert moves.tolist() == [best for _, best in cases]
 
 
@@ -205,7 +203,7 @@ def test_minimax_values_equal_a_brute_force(game_name, depth):
 @pytest.mark.parametrize("name", ["alphabeta:2", "mcts-rollout:100"])
 def test_beats_random_convincingly(name):
     game = games.make("connect4")
-    result = evaluate.arena_match(game, opponents.builtin_agent(game, name), "random", 40, KEY)
+    result = arena.match_summary(game, opponents.builtin_agent(game, name), "random", 40, KEY)
     assert result["wins"] >= 36, result
 
 

@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 from etils.epath import testing as epath_testing
 
-from cartridge_jax import games
-from cartridge_jax.run import checkpoint
-from cartridge_jax.model import export
-from cartridge_jax.web import ship
-from cartridge_jax.model import nets
 from cartridge_jax import config as config_lib
-from cartridge_jax.run import layout
-from cartridge_jax.run import stats as stats_lib
+from cartridge_jax import games
 from cartridge_jax.config import ExportConfig, ModelConfig
+from cartridge_jax.model import export, nets
+from cartridge_jax.run import checkpoint, layout
+from cartridge_jax.run import stats as stats_lib
+from cartridge_jax.web import ship
 
 RUN = "gs://bucket/runs/t"
 TINY_MLP = ModelConfig(kind="mlp", mlp_hidden=(16, 16), value_hidden=8)
@@ -109,7 +107,7 @@ def _export_tiny(folder):
 
 
 def test_export_round_trips_through_a_remote_folder(bucket):
-    folder = export.model_dir(RUN, "tictactoe")
+    folder = layout.model_dir(RUN, "tictactoe")
     assert str(folder) == f"{RUN}/models/tictactoe"
     game, params, manifest = _export_tiny(folder)
     assert sorted(os.listdir(bucket / "bucket/runs/t/models/tictactoe")) == sorted(FILES)
@@ -121,9 +119,9 @@ def test_export_round_trips_through_a_remote_folder(bucket):
 
 
 def test_ship_copies_a_remote_run_into_a_local_folder(bucket, tmp_path, monkeypatch):
-    _, _, manifest = _export_tiny(export.model_dir(RUN, "tictactoe"))
+    _, _, manifest = _export_tiny(layout.model_dir(RUN, "tictactoe"))
     stats_lib.write_stats(f"{RUN}/stats.json", _stats())
-    monkeypatch.setattr(modelcard, "run_suite", lambda *args, **kwargs: [])  # strength: elsewhere
+    monkeypatch.setattr(ship, "run_suite", lambda *args, **kwargs: [])  # strength: elsewhere
     config, _ = config_lib.load_config(env={}, flags={"common.game": "tictactoe"})
     dest = tmp_path / "site" / "tictactoe"
     card = ship.ship(RUN, dest, config, command="train")

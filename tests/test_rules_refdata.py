@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games
-from cartridge_jax.evaluation import evaluate
+from cartridge_jax.evaluation import position_sets
 from cartridge_jax.games import perft
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
@@ -86,8 +86,8 @@ def test_connect4_pons_positions_replay_and_immediate_results(set_name):
     """
     game = games.make("connect4")
     lines = [json.loads(line) for line in (REFDATA / "connect4" / set_name).read_text().splitlines()]
-    moves = evaluate.digit_moves_array(game, [line["moves"] for line in lines])  # [N, 42]
-    final, ok = evaluate.replay_moves(game, jnp.asarray(moves))
+    moves = position_sets.digit_moves_array(game, [line["moves"] for line in lines])  # [N, 42]
+    final, ok = position_sets.replay_moves(game, jnp.asarray(moves))
     actions = jnp.arange(game.num_actions)
     step_each_action = jax.vmap(game.step, in_axes=(None, 0))
 

@@ -12,13 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_trajectory
 
 from cartridge_jax import games
-from cartridge_jax.evaluation import arena
-from cartridge_jax.model import nets
-from cartridge_jax.model import search
 from cartridge_jax.config import Config
-from helpers import random_trajectory
+from cartridge_jax.evaluation import arena
+from cartridge_jax.model import nets, search
 
 TICTACTOE = games.make("tictactoe")
 CONNECT4 = games.make("connect4")

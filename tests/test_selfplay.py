@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from cartridge_jax import games
-from cartridge_jax.training import selfplay
 from helpers import SELFPLAY_GAMES as NUM_GAMES
 from helpers import SELFPLAY_MOVES as MOVES
 from helpers import SELFPLAY_OPENING_MOVES as OPENING_MOVES
 from helpers import tictactoe_selfplay
+
+from cartridge_jax import games
+from cartridge_jax.training import selfplay
 
 GAME = games.make("tictactoe")
 

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from cartridge_jax import config as config_lib
-from cartridge_jax.evaluation import evaluate
+from cartridge_jax.evaluation import measure
 from cartridge_jax.model import export
 from cartridge_jax.web import ship
 
@@ -41,7 +41,7 @@ def test_tictactoe_row_recomputed_from_the_shipped_model():
     row = next(r for r in _card("tictactoe")["evaluation"] if r["measure"] == "exhaustive")
     config, _ = config_lib.load_config(flags={"common.game": "tictactoe"}, env={},
                                        config_file=None)
-    result = evaluate.evaluate(config, model_dir_or_run_dir=MODELS / "tictactoe",
+    result = measure.evaluate(config, model_dir_or_run_dir=MODELS / "tictactoe",
                                sims=row["simulations"], exhaustive=True)
     assert (result["optimal_rate"], result["n"]) == (row["optimal_rate"], row["n"])
     assert result["optimal_rate"] == 1.0  # the target: perfect play

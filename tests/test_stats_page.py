@@ -14,15 +14,14 @@ import pathlib
 import shutil
 
 import pytest
-
-from cartridge_jax import config as config_lib
-from cartridge_jax.training import loop
-from cartridge_jax.web import ship
-from cartridge_jax.web import website
-from cartridge_jax.run import stats as stats_lib
 from helpers import TINY_TOML
 from test_browser import artifacts, assert_clean, open_page, screenshot  # noqa: F401
 from test_website import serving
+
+from cartridge_jax import config as config_lib
+from cartridge_jax.run import stats as stats_lib
+from cartridge_jax.training import loop
+from cartridge_jax.web import ship, website
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import random_trajectory
 
 from cartridge_jax import games
-from helpers import random_trajectory
 
 
 def start_preserving_symmetries(game):

@@ -14,11 +14,9 @@ import pytest
 
 from cartridge_jax import config as config_lib
 from cartridge_jax import games
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.model import export
-from cartridge_jax.model import nets
-from cartridge_jax.play import terminal
 from cartridge_jax.config import ModelConfig
+from cartridge_jax.model import export, load, nets
+from cartridge_jax.play import terminal
 
 SIMULATIONS = 4
 TICTACTOE = games.make("tictactoe")
@@ -54,8 +52,8 @@ def config():
 
 @pytest.fixture(scope="module")
 def bot(model_dir, config):
-    game, apply_fn, params, _ = evaluate.load_model(config, model_dir)
-    return terminal.Bot(game, apply_fn, params, simulations=SIMULATIONS, c_puct=1.25, seed=0)
+    model = load.load_model(model_dir, config)
+    return terminal.Bot(model.game, model.network.apply, model.params, simulations=SIMULATIONS, c_puct=1.25, seed=0)
 
 
 def _stream(lines):

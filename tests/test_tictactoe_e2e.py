@@ -13,11 +13,11 @@ import jax
 import numpy as np
 import pytest
 
+from cartridge_jax import config
 from cartridge_jax.evaluation import arena
-from cartridge_jax import config as config
+from cartridge_jax.model import load, nets, search
+from cartridge_jax.opponents import perfect as solver
 from cartridge_jax.training import loop
-from cartridge_jax.model import search
-from cartridge_jax.opponents import perfect
 
 pytestmark = pytest.mark.slow
 
@@ -29,57 +29,57 @@ def trained(tmp_path_factory):
     cfg, _ = config.load_config(env={}, flags={"common.run_dir": str(run_dir)})
     assert cfg.common.game == "tictactoe"
     loop.run(cfg, out=io.StringIO(), progress=False)
-    trainer, state, iteration = loop.restore_latest(cfg)
-    assert iteration == cfg.training.iterations
-    return cfg, trainer, state.train_state.params
+    model = load.load_model(run_dir, cfg)
+    assert model.iteration == cfg.training.iterations
+    return cfg, model, model.params
 
 
-def agent_moves(cfg, trainer, params, boards, simulations):
-    game = trainer.game
-    states = perfect.states_of(game, boards)
+def agent_moves(cfg, model, params, boards, simulations):
+    game = model.game
+    states = solver.states_of(game, boards)
     act = jax.jit(lambda p, s: search.agent_search(
-        game, trainer.network.apply, p, jax.random.key(0), s,
+        game, model.network.apply, p, jax.random.key(0), s,
         simulations=simulations, c_puct=cfg.mcts.c_puct).action)
     return np.asarray(act(params, states))
 
 
 def optimal_rate(moves, boards):
-    return float(np.mean([move in perfect.optimal_moves(b) for move, b in zip(moves, boards)]))
+    return float(np.mean([move in solver.optimal_moves(b) for move, b in zip(moves, boards)]))
 
 
 def test_agent_at_default_strength_is_perfect(trained):
-    cfg, trainer, params = trained
-    boards = perfect.live_positions()
+    cfg, model, params = trained
+    boards = solver.live_positions()
     assert len(boards) == 4520
-    moves = agent_moves(cfg, trainer, params, boards, cfg.evaluation.simulations)
-    mistakes = [(b, m) for b, m in zip(boards, moves) if m not in perfect.optimal_moves(b)]
+    moves = agent_moves(cfg, model, params, boards, cfg.evaluation.simulations)
+    mistakes = [(b, m) for b, m in zip(boards, moves) if m not in solver.optimal_moves(b)]
     assert mistakes == []
 
 
 def test_raw_network_is_optimal_in_99_percent(trained):
-    cfg, trainer, params = trained
-    boards = perfect.live_positions()
-    assert optimal_rate(agent_moves(cfg, trainer, params, boards, 0), boards) >= 0.99
+    cfg, model, params = trained
+    boards = solver.live_positions()
+    assert optimal_rate(agent_moves(cfg, model, params, boards, 0), boards) >= 0.99
 
 
 def test_never_loses_to_the_perfect_player(trained):
-    cfg, trainer, params = trained
-    game = trainer.game
+    cfg, model, params = trained
+    game = model.game
 
     def agent(key, states):
-        return search.agent_search(game, trainer.network.apply, params, key, states,
+        return search.agent_search(game, model.network.apply, params, key, states,
                                    simulations=cfg.evaluation.simulations,
                                    c_puct=cfg.mcts.c_puct).action
 
-    perfect = perfect.perfect_agent(perfect.optimal_move_table())
+    perfect = solver.perfect_agent(solver.optimal_move_table())
     counts = jax.jit(lambda key: arena.play(game, agent, perfect, 128, key))(jax.random.key(1))
     result = arena.result(counts)
     assert result.losses == 0 and result.games == 128  # half as first player, half as second
 
 
 def test_untrained_net_at_default_strength_is_not_perfect(trained):
-    cfg, trainer, _ = trained
-    untrained = trainer.initial_state().train_state.params
-    boards = perfect.live_positions()
-    rate = optimal_rate(agent_moves(cfg, trainer, untrained, boards, cfg.evaluation.simulations), boards)
+    cfg, model, _ = trained
+    untrained = nets.init_params(model.network, model.game, jax.random.key(cfg.common.seed))
+    boards = solver.live_positions()
+    rate = optimal_rate(agent_moves(cfg, model, untrained, boards, cfg.evaluation.simulations), boards)
     assert rate < 0.99

@@ -22,10 +22,18 @@ import pathlib
 from typing import Any, Callable
 
 from cartridge_jax import games
-from cartridge_jax.bench import (device, iteration, learner, presets, random_play, report,
-                                 scaling, selfplay)
-from cartridge_jax.config import Config
 from cartridge_jax._files import atomic_write_text
+from cartridge_jax.bench import (
+    device,
+    iteration,
+    learner,
+    presets,
+    random_play,
+    report,
+    scaling,
+    selfplay,
+)
+from cartridge_jax.config import Config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Suite "iteration": one training iteration of a configuration, phase by phase.
 
-The Trainer's phases are called the way the training loop calls them (chunks, one host check per
-chunk), self-play and training compiled ahead of time so that compilation is timed apart from
+The trainer's phase functions are called as the training loop calls them (chunks, one host check
+per chunk), self-play and training compiled ahead of time so that compilation is timed apart from
 the work; the evaluation is the loop's own (matches against each opponent and the best network,
 then the benchmark positions). Export and checkpoint write into a temporary folder. Peak memory
 is the process's so far (earlier suites included); bytes per position are those of the replay
@@ -10,21 +10,20 @@ buffer's arrays.
 
 from __future__ import annotations
 
-import functools
 import pathlib
 import tempfile
 import time
 from typing import Any
 
 import jax
-import tqdm
 
-from cartridge_jax.run import checkpoint
-from cartridge_jax.training import loop
-from cartridge_jax.model import nets
-from cartridge_jax.training import replay
 from cartridge_jax.bench import device
 from cartridge_jax.config import Config
+from cartridge_jax.evaluation.evaluator import Best, Evaluator
+from cartridge_jax.model import nets
+from cartridge_jax.run import checkpoint
+from cartridge_jax.training import loop, replay
+from cartridge_jax.training.trainer import Trainer, selfplay_phase, train_phase
 
 PHASES = ("setup", "selfplay", "train", "evaluate", "export", "checkpoint")
 
@@ -41,48 +40,44 @@ def replay_bytes_per_position(buffer: replay.ReplayBuffer) -> float:
     return per_slot / buffer.capacity
 
 
+def _read_loss(losses, _train_state) -> bool:
+    """As the loop does after each training chunk: the loss comes to the host (to be checked)."""
+    float(losses.total)
+    return False
+
+
 def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
-    trainer = loop.Trainer(config)
+    trainer = Trainer(config)
+    evaluator = Evaluator(config, trainer.game, trainer.network.apply, trainer.mesh)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     state = jax.block_until_ready(trainer.initial_state())
     seconds["setup"] = time.perf_counter() - started
-    train_state, buffer, games = state.train_state, state.buffer, state.games
-    params = train_state.params
-    initial_params = jax.device_get(params)  # a host copy: training donates the device buffers
+    initial_params = jax.device_get(state.train_state.params)  # training donates the buffers
     selfplay_key, train_key, eval_key = jax.random.split(state.key, 3)
 
     compile_s = {}
     selfplay, compile_s["selfplay"] = _compiled(
-        trainer.selfplay, params, games, buffer, selfplay_key)
-    train, compile_s["train"] = _compiled(trainer.train, train_state, buffer, train_key)
+        trainer.selfplay, state.train_state.params, state.games, state.buffer, selfplay_key)
+    train, compile_s["train"] = _compiled(trainer.train, state.train_state, state.buffer,
+                                          train_key)
 
     started = time.perf_counter()
-    chunks = config.selfplay.moves_per_iteration // trainer.selfplay_chunk
-    for chunk_key in jax.random.split(selfplay_key, chunks):
-        games, buffer, games_done = selfplay(params, games, buffer, chunk_key)
-        int(games_done)  # the loop reads it after every chunk
+    state, played = selfplay_phase(trainer, state, selfplay_key, step=selfplay)
     seconds["selfplay"] = time.perf_counter() - started
-    positions = chunks * trainer.selfplay_chunk * config.selfplay.games
 
     started = time.perf_counter()
-    train_chunks = 0
-    if int(replay.size(buffer)):  # the loop trains only once some game has ended
-        train_chunks = config.training.steps_per_iteration // trainer.train_chunk
-        for chunk_key in jax.random.split(train_key, train_chunks):
-            train_state, losses = train(train_state, buffer, chunk_key)
-            float(losses.total)  # the loop checks every chunk's loss
+    state, trained = train_phase(trainer, state, train_key, step=train, after_chunk=_read_loss)
     seconds["train"] = time.perf_counter() - started
+    train_state = state.train_state
 
-    # The loop's evaluation compiles inside (one program per agent pairing), so it runs twice:
-    # the first run less the second is its compilation.
-    best = loop.Best(initial_params, 0)  # the loop's first "best": the initial network
-    no_bar = functools.partial(tqdm.tqdm, disable=True)
+    # The evaluation compiles inside (one program per agent pairing), so it runs twice: the
+    # first run less the second is its compilation.
+    best = Best(initial_params, 0)  # the loop's first "best": the initial network
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        loop.evaluate_network(trainer, train_state.params, best, 1, int(train_state.step),
-                              eval_key, no_bar)
+        evaluator.evaluate(train_state.params, best, 1, int(train_state.step), eval_key)
         runs.append(time.perf_counter() - started)
     seconds["evaluate"], compile_s["evaluate"] = runs[1], max(runs[0] - runs[1], 0.0)
 
@@ -93,24 +88,24 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
     started = time.perf_counter()
     (work_dir / "checkpoints").mkdir()
     with checkpoint.Checkpoints(work_dir / "checkpoints", max_to_keep=1) as saved:
-        saved.save(1, loop.RunState(train_state, buffer, games, state.key),
-                   {**trainer.identity(initial_params), "iteration": 1})
+        saved.save(1, state, {**trainer.identity(initial_params), "iteration": 1})
     seconds["checkpoint"] = time.perf_counter() - started
 
-    steps = train_chunks * trainer.train_chunk
+    steps = trained.steps
+    buffer = state.buffer
     return {
         "game": trainer.game.name,
         "network": nets.describe(trainer.network, initial_params),
         "games": config.selfplay.games, "moves": config.selfplay.moves_per_iteration,
         "simulations": config.mcts.simulations, "train_steps": steps,
-        "batch_size": config.training.batch_size, "eval_games": trainer.eval_games,
+        "batch_size": config.training.batch_size, "eval_games": evaluator.games,
         "eval_simulations": config.evaluation.simulations,
-        "opponents": list(trainer.opponent_names), "benchmarks": list(config.evaluation.benchmarks),
+        "opponents": list(evaluator.opponent_names), "benchmarks": list(config.evaluation.benchmarks),
         "seconds": seconds,
         "compile_s": compile_s,
         "total_s": sum(seconds.values()) + sum(compile_s.values()),
-        "positions": positions,
-        "positions_per_s": positions / seconds["selfplay"],
+        "positions": played.positions,
+        "positions_per_s": played.positions / seconds["selfplay"],
         "train_steps_per_s": steps / seconds["train"] if steps else None,
         "replay_capacity": buffer.capacity,
         "replay_bytes_per_position": replay_bytes_per_position(buffer),

@@ -11,10 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax.training import loop
+from cartridge_jax.bench import presets, timing
 from cartridge_jax.model import nets
 from cartridge_jax.training import replay
-from cartridge_jax.bench import presets, timing
+from cartridge_jax.training.trainer import Trainer
 
 
 def sampleable_buffer(buffer: replay.ReplayBuffer) -> replay.ReplayBuffer:
@@ -33,7 +33,7 @@ def measure(game_names: list[str], net_names: list[str], steps: int | None,
     for name in game_names:
         for net in net_names:
             config = presets.preset_config(name, net, train_steps=steps, dtype=dtype)
-            trainer = loop.Trainer(config)
+            trainer = Trainer(config)
             state = trainer.initial_state()
             buffer, train_state = sampleable_buffer(state.buffer), state.train_state
             description = nets.describe(trainer.network, train_state.params)

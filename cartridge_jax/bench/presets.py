@@ -35,7 +35,7 @@ def preset_config(game: str, net: str, *, simulations: int | None = None,
 
     `games` keeps the preset's replay depth in rows (capacity / games), so the buffer's shape
     per game, and the work of writing it, stay the preset's. `moves` is the self-play chunk
-    (up to loop.MAX_SELFPLAY_CHUNK), `train_steps` the training chunk (up to MAX_TRAIN_CHUNK),
+    (up to trainer.MAX_SELFPLAY_CHUNK), `train_steps` the training chunk (up to MAX_TRAIN_CHUNK),
     `dtype` the network's compute dtype.
     """
     preset_sections = config_lib.PRESETS[preset_name(game, net)]

@@ -6,8 +6,8 @@ import io
 import pathlib
 from typing import Any, Sequence
 
-from cartridge_jax.config import ConfigError
 from cartridge_jax._files import atomic_write_bytes
+from cartridge_jax.config import ConfigError
 
 Column = tuple[str, str, str]  # (header, row key, format)
 

@@ -1,7 +1,7 @@
 """Suite "scaling": self-play positions/s and training steps/s on 1, 2, 4, ... devices.
 
 Each row runs the Trainer's two sharded phases over the first `devices` devices of this process
-(`loop.Trainer(config, mesh)`), at the same global batch sizes, so the speedup column reads
+(`Trainer(config, mesh)`), at the same global batch sizes, so the speedup column reads
 directly as scaling efficiency x devices. On a CPU, simulate devices with
 `XLA_FLAGS=--xla_force_host_platform_device_count=4`: the simulated devices share the real
 cores, so there the suite checks that sharding runs, not that it pays.
@@ -14,8 +14,8 @@ from typing import Any
 import jax
 
 from cartridge_jax import parallel
-from cartridge_jax.training import loop
 from cartridge_jax.bench import learner, presets, timing
+from cartridge_jax.training.trainer import Trainer
 
 
 def device_counts(config) -> list[int]:
@@ -39,7 +39,7 @@ def measure(game_names: list[str], net_names: list[str], repeats: int, *,
             baseline = None
             for count in device_counts(config):
                 mesh = parallel.data_mesh(jax.local_devices()[:count])
-                row = _measure_one(loop.Trainer(config, mesh), repeats)
+                row = _measure_one(Trainer(config, mesh), repeats)
                 baseline = baseline or row
                 row.update(game=name, net=net, preset=presets.preset_name(name, net),
                            devices=count, platform=jax.local_devices()[0].platform,
@@ -53,7 +53,7 @@ def measure(game_names: list[str], net_names: list[str], repeats: int, *,
     return rows
 
 
-def _measure_one(trainer: loop.Trainer, repeats: int) -> dict[str, Any]:
+def _measure_one(trainer: Trainer, repeats: int) -> dict[str, Any]:
     state = trainer.initial_state()
     params, games, buffer = state.train_state.params, state.games, state.buffer
     train_state = trainer.initial_state().train_state  # its own: training donates it

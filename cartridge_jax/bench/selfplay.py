@@ -13,16 +13,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartridge_jax.training import loop
-from cartridge_jax.model import nets
 from cartridge_jax.bench import flops, pgx_reference, presets, timing
 from cartridge_jax.config import Config
+from cartridge_jax.model import nets
+from cartridge_jax.training.trainer import Trainer
 
 
-def ours(config: Config) -> tuple[timing.Run, loop.Trainer, nets.Params]:
+def ours(config: Config) -> tuple[timing.Run, Trainer, nets.Params]:
     """run(i): one self-play chunk of the Trainer's phase, into its replay buffer; the trainer;
     the network's parameters."""
-    trainer = loop.Trainer(config)
+    trainer = Trainer(config)
     state = trainer.initial_state()
     params, games, buffer = state.train_state.params, state.games, state.buffer
 
@@ -34,7 +34,7 @@ def ours(config: Config) -> tuple[timing.Run, loop.Trainer, nets.Params]:
     return run, trainer, params
 
 
-def reference(env: Any, trainer: loop.Trainer, params: nets.Params) -> timing.Run:
+def reference(env: Any, trainer: Trainer, params: nets.Params) -> timing.Run:
     """run(i): one chunk of the pgx reference loop, as long and as wide as the Trainer's, with
     the Trainer's network `params` where pgx's observation has our shape (all three games).
 

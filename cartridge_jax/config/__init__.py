@@ -7,12 +7,28 @@ Nothing in this package imports JAX: reading and checking a configuration starts
 raises a one-line `ConfigError` on any problem.
 """
 
-from cartridge_jax.config.layering import (CONFIG_FILE_ENV, ENV_PREFIX, JAX_CACHE_DIR_ENV,
-                                           ConfigError, config_keys, format_config, load_config)
+from cartridge_jax.config.layering import (
+                                           CONFIG_FILE_ENV,
+                                           ENV_PREFIX,
+                                           JAX_CACHE_DIR_ENV,
+                                           ConfigError,
+                                           config_keys,
+                                           format_config,
+                                           load_config,
+)
 from cartridge_jax.config.presets import PRESETS
-from cartridge_jax.config.schema import (GAME_IDS, CommonConfig, Config, DistributedConfig,
-                                         EvaluationConfig, ExportConfig, MctsConfig, ModelConfig,
-                                         SelfplayConfig, TrainingConfig)
+from cartridge_jax.config.schema import (
+                                           GAME_IDS,
+                                           CommonConfig,
+                                           Config,
+                                           DistributedConfig,
+                                           EvaluationConfig,
+                                           ExportConfig,
+                                           MctsConfig,
+                                           ModelConfig,
+                                           SelfplayConfig,
+                                           TrainingConfig,
+)
 
 __all__ = [
     "CONFIG_FILE_ENV", "ENV_PREFIX", "GAME_IDS", "JAX_CACHE_DIR_ENV", "PRESETS", "CommonConfig",

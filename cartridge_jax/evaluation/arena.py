@@ -1,7 +1,9 @@
 """Matches between two batched agents, on the device: W/D/L with colours alternating.
 
-An agent here is `(key, states [B]) -> actions int32[B]`: a named opponent (opponents.py) or
-the search agent over a batch. The agent plays the first player in the first half of the games
+    match_summary(game, agent, "alphabeta:3", 100, key)  # wins, ..., score and its interval
+
+An agent here is `(key, states [B]) -> actions int32[B]` (agents.py): a named opponent or the
+search agent over a batch. The agent plays the first player in the first half of the games
 and the second player in the other half. Every game starts from the same position and the
 sides alternate every ply (an Othello pass is a ply), so at each ply the agent is to move in
 one half and its opponent in the other: each is asked for the moves of its half only.
@@ -10,16 +12,18 @@ one half and its opponent in the other: each is asked for the moves of its half 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
 
 from cartridge_jax import opponents
+from cartridge_jax.evaluation import agents
+from cartridge_jax.evaluation.agents import Agent
 from cartridge_jax.games import Game
-
-BatchAgent = Callable[[jax.Array, object], jax.Array]
+from cartridge_jax.parallel import DATA_AXIS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +51,7 @@ class MatchResult:
         return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def baseline(game: Game, name: str) -> BatchAgent:
-    """The named opponent (opponents.py) that is not a model, e.g. "random" or "alphabeta:3"."""
-    return opponents.builtin_agent(game, name)
-
-
-def play(game: Game, agent: BatchAgent, opponent: BatchAgent, games: int, key: jax.Array):
+def play(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array):
     """int32[3] (wins, draws, losses) of `agent` over `games` games (even: half as each colour).
 
     Pure and jittable (close over parameters); the loop runs until every game has ended.
@@ -86,3 +85,57 @@ def play(game: Game, agent: BatchAgent, opponent: BatchAgent, games: int, key: j
 def result(counts) -> MatchResult:
     wins, draws, losses = (int(c) for c in counts)
     return MatchResult(wins, draws, losses)
+
+
+def even_games(games: int) -> int:
+    """`games` made even (at least 2): a match plays half with each colour."""
+    return 2 * max(1, games // 2)
+
+
+def match_summary(game: Game, agent: Agent, opponent: str | Agent, games: int,
+                key: jax.Array) -> dict:
+    """`games` games of `agent` against `opponent` (an agent, or the name of a built-in opponent), half with each colour.
+
+    Returns {wins, draws, losses, score (a win 1, a draw 1/2, per game), score_low, score_high
+    (95% Wilson interval), games}, from the agent's view.
+    """
+    if games < 2 or games % 2:
+        raise ValueError(f"games = {games}: use an even number of 2 or more (half each colour)")
+    if isinstance(opponent, str):
+        opponent = opponents.builtin_agent(game, opponent)
+    outcome = result(match(game, agent, opponent, games, key))
+    low, high = outcome.score_interval()
+    return {"wins": outcome.wins, "draws": outcome.draws, "losses": outcome.losses,
+            "score": outcome.score, "score_low": low, "score_high": high, "games": outcome.games}
+
+
+def match(game: Game, agent: Agent, opponent: Agent, games: int, key: jax.Array,
+          mesh: Mesh | None = None) -> jax.Array:
+    """`play` compiled once per game, number of games and pair of agents (as Partials,
+    whose parameters are arguments: new parameters reuse the compilation).
+
+    On a `mesh` of several devices each plays `games_per_device(games, devices)` of the games,
+    half with each colour, and the counts are summed: a few more games than asked for where
+    they do not split evenly.
+    """
+    mesh = agents.split_over(mesh)
+    devices = 1 if mesh is None else mesh.size
+    return _match(game, agents.as_partial(agent), agents.as_partial(opponent),
+                 games_per_device(games, devices), key, mesh)
+
+
+def games_per_device(games: int, devices: int) -> int:
+    """Each device's share of a match of `games`: the even number that covers them all."""
+    return 2 * -(-games // (2 * devices))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+def _match(game, agent, opponent, games, key, mesh):
+    if mesh is None:
+        return play(game, agent, opponent, games, key)
+
+    def local(key, agent, opponent):  # this device's games; the counts summed over all
+        return jax.lax.psum(play(game, agent, opponent, games, key), DATA_AXIS)
+
+    whole = PartitionSpec()
+    return agents.on_each_device(local, mesh, (whole, whole), whole)(key, agent, opponent)

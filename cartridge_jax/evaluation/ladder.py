@@ -17,10 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import jax
 
-from cartridge_jax.evaluation import elo
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.games import Game
 from cartridge_jax._files import atomic_write_text
+from cartridge_jax.evaluation import agents, arena, elo
+from cartridge_jax.games import Game
 
 ANCHOR = "random"
 
@@ -35,7 +34,7 @@ def pairings(models: Sequence[str], opponents: Sequence[str], *,
             *zip(models, models[1:])]
 
 
-def play_ladder(game: Game, players: Mapping[str, evaluate.Agent], *, models: Sequence[str],
+def play_ladder(game: Game, players: Mapping[str, agents.Agent], *, models: Sequence[str],
                 games: int, key: jax.Array, round_robin: bool = False,
                 progress: Callable[[str], None] = lambda line: None) -> dict:
     """Plays the pairings of `players` (models: the names in `models`, the rest named
@@ -48,7 +47,7 @@ def play_ladder(game: Game, players: Mapping[str, evaluate.Agent], *, models: Se
                          "ratings at 0")
     matches = {}
     for index, (a, b) in enumerate(pairings(models, opponents, round_robin=round_robin)):
-        outcome = evaluate.arena_match(game, players[a], players[b], games,
+        outcome = arena.match_summary(game, players[a], players[b], games,
                                        jax.random.fold_in(key, index))
         matches[a, b] = (outcome["wins"], outcome["draws"], outcome["losses"])
         progress(f"{a} vs {b}: W/D/L {'/'.join(map(str, matches[a, b]))}")

@@ -1,6 +1,6 @@
 """Export of a trained network: ONNX for the web page, parameters for Python.
 
-    manifest = export_model(game, network, params, config.model, model_dir(run_dir, game.name),
+    manifest = export_model(game, network, params, config.model, layout.model_dir(run_dir, game.name),
                             step=..., iteration=..., opset=config.export.onnx_opset,
                             ir_version=config.export.onnx_ir_version,
                             agent=agent_settings(config))
@@ -42,11 +42,10 @@ import onnx
 import pydantic
 from etils import epath
 
-from cartridge_jax import games
-from cartridge_jax.run import checkpoint
-from cartridge_jax.model import nets
-from cartridge_jax import _files
+from cartridge_jax import _files, games
 from cartridge_jax.config import Config, ModelConfig
+from cartridge_jax.model import nets
+from cartridge_jax.run import checkpoint
 from cartridge_jax.run.stats import utc_now
 
 MODEL_FILE = "model.onnx"
@@ -61,11 +60,6 @@ BATCH_DIM = "batch"  # a named (symbolic) dimension: the batch size stays free i
 
 class ExportError(Exception):
     """An export cannot be written or read; the message is one line for people."""
-
-
-def model_dir(run_dir: str | os.PathLike, game_name: str) -> epath.Path:
-    """Where a run's exported model of `game_name` lives: `<run_dir>/models/<game>/`."""
-    return epath.Path(run_dir) / "models" / game_name
 
 
 def agent_settings(config: Config) -> dict[str, Any]:

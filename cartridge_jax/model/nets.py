@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from cartridge_jax.config import ModelConfig
 from cartridge_jax.games import Game
+from cartridge_jax.run.checkpoint import params_fingerprint
 
 Array = jax.Array
 Params = Any  # the variables dict returned by `init_params`: {"params": {...}}
@@ -203,3 +204,17 @@ def describe(network: nn.Module, params: Params) -> str:
     dtype = jnp.dtype(network.dtype)
     compute = "" if dtype == jnp.float32 else f" ({dtype.name} compute)"
     return f"{shape}{compute}, {parameter_count(params):,} parameters"
+
+
+def identity(game: Game, network: nn.Module, params: Params) -> dict[str, Any]:
+    """What a checkpoint must match to be read by this game and network.
+
+    The network is described without its compute dtype: parameters are float32 either way, so
+    a run may resume in bfloat16 what it trained in float32, or the other way round.
+    """
+    return {
+        "game": game.name,
+        "encoding_version": game.encoding_version,
+        "network": describe(network.clone(dtype=jnp.float32), params),
+        "params_fingerprint": params_fingerprint(params),
+    }

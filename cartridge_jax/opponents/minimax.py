@@ -32,8 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartridge_jax.games import Game, State
-from cartridge_jax.games import othello
+from cartridge_jax.games import Game, State, othello
 from cartridge_jax.games.base import uniform_among
 
 WIN = 1e6  # beyond any heuristic value; a finished game is worth WIN + plies left

@@ -26,8 +26,7 @@ from jax.tree_util import Partial
 
 from cartridge_jax.config import opponent_names
 from cartridge_jax.games import Game
-from cartridge_jax.opponents import baselines, minimax, rollout
-from cartridge_jax.opponents import perfect
+from cartridge_jax.opponents import baselines, minimax, perfect, rollout
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,6 @@
 """Playing the agent in a terminal: `python -m cartridge_jax play GAME --model PATH`.
 
-    bot = Bot(game, apply_fn, params, simulations=64, c_puct=1.25, seed=0)
+    bot = Bot(game, model.network.apply, model.params, simulations=64, c_puct=1.25, seed=0)
     play(game, bot, human=0, ask=stream_ask(sys.stdin, sys.stdout), out=sys.stdout)
 
 The board is drawn with `game.to_text`; moves are typed in the game's own names
@@ -23,9 +23,8 @@ import jax
 import numpy as np
 from etils import epath
 
-from cartridge_jax.evaluation import evaluate
-from cartridge_jax.model import search
 from cartridge_jax.games import Game, State
+from cartridge_jax.model import load, search
 
 Ask = Callable[[str], str]  # prompt -> the line typed; EOFError at the end of the input
 
@@ -36,7 +35,7 @@ class Bot:
     """THE agent over one model: `think(state)` -> (move, the search's value of the position).
 
     The search is compiled here, once, for a batch of one position; every move reuses it. It
-    calls `search.agent_search` itself rather than `evaluate.search_agent` (which wraps it but
+    calls `search.agent_search` itself rather than `agents.search_agent` (which wraps it but
     returns only the move): the win probability shown comes from the same search's root value.
     """
 
@@ -188,15 +187,16 @@ def _say(out: TextIO, text: str) -> None:
 
 
 def run(config, model_path, *, sims: int | None, bot_first: bool, ask: Ask, out: TextIO) -> int:
-    """Loads the model at `model_path` (a run directory or an exported model folder), makes the
+    """Loads the model at `model_path` (any path `model.load` reads), makes the
     bot (`sims` simulations, default evaluation.simulations) and plays one game. ValueErrors
     (an unreadable model) have one-line messages."""
-    game, apply_fn, params, iteration = evaluate.load_model(config, model_path)
+    model = load.load_model(model_path, config)
+    game, iteration = model.game, model.iteration
     simulations = config.evaluation.simulations if sims is None else sims
     started = time.perf_counter()
     _say(out, f"Loading the bot: {game.display_name} model {epath.Path(model_path)} "
               f"(iteration {iteration}), {simulations} simulations a move...")
-    bot = Bot(game, apply_fn, params, simulations=simulations, c_puct=config.mcts.c_puct,
+    bot = Bot(game, model.network.apply, model.params, simulations=simulations, c_puct=config.mcts.c_puct,
               seed=config.common.seed)
     _say(out, f"Ready in {time.perf_counter() - started:.1f} s (compiled the search once).\n")
     play(game, bot, human=1 if bot_first else 0, ask=ask, out=out)

@@ -168,6 +168,35 @@ class Checkpoints:
             raise CheckpointError(f"{where} cannot be read: {_first_line(error)}") from error
         return _data_to_keys(restored[_STATE], template), meta
 
+    def restore_params(self, *, expected_meta: dict,
+                       iteration: int | None = None) -> tuple[Any, int, dict]:
+        """(params, step, saved meta) of a checkpoint (default: the latest), read alone.
+
+        Only the network's parameters and the step counter are read, not the optimizer or the
+        replay buffer, and no template of the whole state is needed: readers (eval, play,
+        export) build no trainer. The saved identity must match `expected_meta`'s
+        (`IDENTITY_FIELDS` present there, the parameter fingerprint included).
+        """
+        iteration = self._existing_iteration(iteration)
+        where = f"checkpoint in {self._shown_directory} (iteration {iteration})"
+        meta = self._restore_meta(iteration, where)
+        _check_identity(meta, expected_meta, where)
+        try:
+            saved = self._manager.item_metadata(iteration)[_STATE]
+            saved = getattr(saved, "tree", saved)["train_state"]
+            wanted = {"train_state": {name: jax.tree.map(_shape_dtype, saved[name])
+                                      for name in ("params", "step")}}
+            with ocp.PyTreeCheckpointer() as reader:
+                restored = reader.restore(
+                    self._manager.directory / str(iteration) / _STATE,
+                    args=ocp.args.PyTreeRestore(
+                        item=wanted, partial_restore=True,
+                        restore_args=jax.tree.map(lambda _: ocp.ArrayRestoreArgs(), wanted)))
+        except Exception as error:  # the identity matched, so this is a damaged checkpoint
+            raise CheckpointError(f"{where} cannot be read: {_first_line(error)}") from error
+        train_state = restored["train_state"]
+        return train_state["params"], int(train_state["step"]), meta
+
     def close(self) -> None:
         self._manager.close()
 
@@ -274,6 +303,10 @@ def _check_identity(saved: dict, expected: dict, where: str) -> None:
         raise CheckpointError(
             f"{where} was saved with {_listing(differences)}: use another --run-dir"
         )
+
+
+def _shape_dtype(leaf: Any) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype)
 
 
 def _is_key(leaf: Any) -> bool:

@@ -15,10 +15,10 @@ import optax
 from flax import struct
 from jax.sharding import Mesh
 
-from cartridge_jax.training import replay
 from cartridge_jax.config import Config
 from cartridge_jax.games import Game
 from cartridge_jax.model.search import ApplyFn, masked_logits
+from cartridge_jax.training import replay
 
 
 @struct.dataclass

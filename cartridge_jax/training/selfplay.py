@@ -12,11 +12,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from cartridge_jax.model import search
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games import Game, State
-from cartridge_jax.games.base import index_among
-from cartridge_jax.games.base import where_batched
+from cartridge_jax.games.base import index_among, where_batched
+from cartridge_jax.model import search
 from cartridge_jax.training.replay import Trajectory
 
 

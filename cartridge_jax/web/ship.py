@@ -8,7 +8,7 @@ A shipped model folder (`site/models/<game>/`) holds the exported files (model.o
 manifest.json, params.msgpack, network.json), the run's `stats.json` (the stats page draws it)
 and `card.json`: the training configuration, iterations, positions seen, wall time, hardware
 and the results of the game's strength suite (`SUITES`), the numbers the README's strength
-table quotes. Each measure is one `evaluate.evaluate` call, so `python -m cartridge_jax eval`
+table quotes. Each measure is one `measure.evaluate` call, so `python -m cartridge_jax eval`
 reproduces any row.
 """
 
@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import jax
 from etils import epath
 
-from cartridge_jax.model import export
-from cartridge_jax.run import stats
 from cartridge_jax import _files
+from cartridge_jax.model import export
+from cartridge_jax.run import layout, stats
 
 CARD_FILE = "card.json"
 STATS_FILE = "stats.json"
@@ -44,7 +44,7 @@ class Measure(NamedTuple):
     exhaustive: bool = False
 
     def eval_args(self) -> dict[str, Any]:
-        """Keyword arguments of `evaluate.evaluate` for this measure."""
+        """Keyword arguments of `measure.evaluate` for this measure."""
         return {"positions": self.positions, "opponent": self.opponent, "games": self.games,
                 "exhaustive": self.exhaustive}
 
@@ -94,18 +94,18 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
               progress=print) -> list[dict[str, Any]]:
     """The game's strength suite on the model in `model_dir`, one result dict per measure
     (the measure's name and reproducing command added)."""
-    from cartridge_jax.evaluation import evaluate
+    from cartridge_jax.evaluation import measure
 
     sims = config.evaluation.simulations if sims is None else sims
     results = []
-    for measure in SUITES[config.common.game]:
-        result = evaluate.evaluate(config, model_dir_or_run_dir=model_dir, sims=sims,
-                                   **measure.eval_args())
+    for suite_measure in SUITES[config.common.game]:
+        result = measure.evaluate(config, model_dir_or_run_dir=model_dir, sims=sims,
+                                  **suite_measure.eval_args())
         result.pop("model", None)  # a temporary path while shipping; `command` names the model
         result.pop("positions", None)
-        result["measure"] = measure.name
-        result["command"] = measure.command(f"site/models/{config.common.game}", sims)
-        progress(f"  {measure.name}: " + ", ".join(
+        result["measure"] = suite_measure.name
+        result["command"] = suite_measure.command(f"site/models/{config.common.game}", sims)
+        progress(f"  {suite_measure.name}: " + ", ".join(
             f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
             for key, value in result.items() if key not in ("command", "measure", "game")))
         results.append(result)
@@ -151,7 +151,7 @@ def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, comman
     a mix.
     """
     run_dir, dest = epath.Path(run_dir), pathlib.Path(dest)
-    source = export.model_dir(run_dir, config.common.game)
+    source = layout.model_dir(run_dir, config.common.game)
     if not (source / export.MANIFEST_FILE).is_file():
         raise export.ExportError(f"{source} holds no exported model: run "
                                  f"`python -m cartridge_jax export {run_dir}` first")

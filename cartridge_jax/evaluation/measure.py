@@ -1,0 +1,52 @@
+"""One measure of one model, as the `eval` command runs it.
+
+    evaluate(config, model_dir_or_run_dir="site/models/connect4", sims=128,
+             positions="connect4/Test_L2_R1.jsonl")   # {"mistake_rate": ..., "iteration": ...}
+"""
+
+from __future__ import annotations
+
+import jax
+
+from cartridge_jax.config import Config
+from cartridge_jax.evaluation import agents, arena, position_sets
+from cartridge_jax.model import load
+
+
+def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, positions=None,
+             opponent: str | None = None, games: int | None = None,
+             exhaustive: bool = False) -> dict:
+    """Loads a model and runs one measure: `positions` (a .jsonl or .obf benchmark file),
+    `opponent` (an arena of `games` games against a named opponent, model paths included,
+    played at `sims` too) or `exhaustive` (TicTacToe).
+
+    `model_dir_or_run_dir`: any path `model.load` reads. `config`: what the model plays with
+    (`load.model_config`); `sims` defaults to evaluation.simulations, `games` to
+    evaluation.games; c_puct and the seed come from `config`. Returns the measure's dict plus
+    game, model, iteration and simulations. ValueError (one line) on a bad input.
+    """
+    chosen = [name for name, given in
+              (("positions", positions is not None), ("opponent", opponent is not None),
+               ("exhaustive", exhaustive)) if given]
+    if len(chosen) != 1:
+        raise ValueError("choose exactly one measure: positions (a benchmark file), an opponent "
+                         f"or exhaustive; got {', '.join(chosen) or 'none'}")
+    model = load.load_model(model_dir_or_run_dir, config)
+    game = model.game
+    sims = config.evaluation.simulations if sims is None else sims
+    agent = agents.search_agent(game, model.network.apply, model.params, sims, config.mcts.c_puct)
+    key = jax.random.key(config.common.seed)
+    result = {"game": game.name, "model": str(model_dir_or_run_dir),
+              "iteration": model.iteration, "simulations": sims}
+    if opponent is not None:
+        games = arena.even_games(config.evaluation.games) if games is None else games
+        opponent_moves = agents.opponent_agent(game, opponent, simulations=sims,
+                                               c_puct=config.mcts.c_puct)
+        result["opponent"] = opponent
+        result.update(arena.match_summary(game, agent, opponent_moves, games, key))
+        return result
+    if positions is not None:
+        result["positions"] = str(positions)
+    result.update(position_sets.load_benchmark(game, "exhaustive" if exhaustive else positions)
+                  .measure(agent, key))
+    return result
