@@ -8,15 +8,20 @@ averages gradients with an all-reduce. With one device all of this is a no-op.
 
 Several hosts (a GPU cluster, a TPU pod) join through `jax.distributed.initialize` before JAX
 starts its backend (`join`). Every process then runs the same command; `is_main_process` says
-which one writes files and prints progress. See docs/scaling.md.
+which one writes files and prints progress. See docs/scaling.md. `cpu_model` and `hardware`
+say what the machine is (model cards and benchmarks record it).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import pathlib
+import platform
 import socket
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -105,3 +110,22 @@ def any_process(flag: bool) -> bool:
     if jax.process_count() == 1:
         return flag
     return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+# --- what the machine is --------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hardware() -> dict[str, Any]:
+    """What the model was trained and measured on: CPU model and count, JAX backend, devices."""
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
+            "devices": [device.device_kind for device in jax.devices()], "jax": jax.__version__}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import pathlib
 import platform
 import resource
 from typing import Any
 
 import jax
+
+from cartridge_jax import parallel
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "mctx", "pgx")
 
@@ -20,7 +21,7 @@ def device_info() -> dict[str, Any]:
         "platform": device.platform,  # the backend: cpu, gpu or tpu
         "device_kind": device.device_kind,  # the GPU's or TPU's name ("cpu" on a CPU)
         "device_count": jax.device_count(),
-        "cpu": cpu_model(),
+        "cpu": parallel.cpu_model(),
         "cpu_cores": os.cpu_count(),
         # Other processes' load while the benchmark ran: on a shared machine the numbers are
         # only comparable within one run.
@@ -34,16 +35,6 @@ def device_info() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return info
-
-
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def peak_host_memory_mb() -> float:

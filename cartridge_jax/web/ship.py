@@ -21,10 +21,9 @@ import shutil
 import tempfile
 from typing import Any, NamedTuple
 
-import jax
 from etils import epath
 
-from cartridge_jax import _files
+from cartridge_jax import _files, parallel
 from cartridge_jax.model import export
 from cartridge_jax.run import layout, stats
 
@@ -112,14 +111,6 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
     return results
 
 
-def hardware() -> dict[str, Any]:
-    """What the model was trained and measured on: CPU model and count, JAX backend, devices."""
-    from cartridge_jax.bench.device import cpu_model
-
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "backend": jax.default_backend(),
-            "devices": [device.device_kind for device in jax.devices()], "jax": jax.__version__}
-
-
 def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[dict[str, Any]],
                *, command: str) -> dict[str, Any]:
     """card.json's content from the run's stats, the exported manifest and the suite results."""
@@ -134,7 +125,7 @@ def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[d
         "games_played": run_stats.games_played,
         "samples_seen": run_stats.samples_seen,
         "wall_time_s": run_stats.wall_time_s,
-        "hardware": hardware(),
+        "hardware": parallel.hardware(),
         "model_sha256": manifest["sha256"],
         "agent": manifest.get("agent"),
         "config": run_stats.config,
