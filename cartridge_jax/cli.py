@@ -79,6 +79,15 @@ def _backend(flags: dict) -> str:
     return jax.default_backend()
 
 
+def _config_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "config", help="print the effective configuration and where each value came from")
+    parser.add_argument("--markdown", action="store_true", help="print the reference of "
+                            "every key and preset as markdown (docs/configuration.md) instead")
+    _add_config_flags(parser, short=("game", "seed", "preset", "run-dir"))
+    parser.set_defaults(run=_cmd_config)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         from cartridge_jax.config import reference
@@ -87,6 +96,19 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return 0
     print(config_lib.format_config(*_load_config(args)))
     return 0
+
+
+def _perft_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "perft", help="count move paths of exactly DEPTH moves from the start",
+        description="Counts move paths of exactly DEPTH moves from the start position, counting "
+        "a path only if the game had not ended before its last move (chess-style perft; an "
+        "Othello pass is a move). The count alone is the last line.")
+    parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    parser.add_argument("depth", metavar="DEPTH", type=int, help="number of moves")
+    parser.add_argument("--divide", action="store_true", help="also print the count below "
+                           "each first move")
+    parser.set_defaults(run=_cmd_perft)
 
 
 def _cmd_perft(args: argparse.Namespace) -> int:
@@ -108,6 +130,19 @@ def _cmd_perft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo", help="play one game between two baseline agents, printing every move",
+        description="Plays one game between two baseline agents and prints the board after "
+        "every move. The seed comes from the configuration (--seed to change it).")
+    parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    for side, default in (("first", "greedy"), ("second", "random")):
+        parser.add_argument(f"--{side}", choices=("random", "greedy"), default=default,
+                              help=f"agent for the side that moves {side} (default: {default})")
+    _add_config_flags(parser, short=("seed",))
+    parser.set_defaults(run=_cmd_demo)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cartridge_jax.play import demo
 
@@ -115,6 +150,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     demo.play(games.make(config.common.game), agents=(args.first, args.second),
               seed=config.common.seed, out=sys.stdout)
     return 0
+
+
+def _train_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train an AlphaZero agent (resumes from the run directory)",
+        description="Runs iterations of self-play, training and evaluation. Rerunning the same "
+        "command on the same run directory resumes from its last checkpoint; Ctrl-C saves and "
+        "stops.")
+    parser.add_argument("--iterations", metavar="N", help="same as --training.iterations")
+    parser.add_argument("--no-progress", action="store_true",
+                           help="no progress bars (one summary line per iteration only)")
+    _add_config_flags(parser, short=("game", "seed", "preset", "run-dir"))
+    parser.set_defaults(run=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -138,6 +186,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"cartridge-jax train: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _export_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export", help="export a run's latest checkpoint to ONNX for the web page",
+        description="Writes model.onnx, params.msgpack, network.json and manifest.json (last) "
+        "for the latest checkpoint of RUN_DIR. The configuration is the one the run recorded in "
+        "its stats.json; flags given here override it.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    parser.add_argument("--out", metavar="DIR",
+                            help="output folder (default: RUN_DIR/models/<game>)")
+    _add_config_flags(parser, short=())
+    parser.set_defaults(run=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -175,6 +236,31 @@ def _model_config(args: argparse.Namespace, path: epath.Path) -> config_lib.Conf
         raise config_lib.ConfigError(str(error)) from None
 
 
+def _eval_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval", help="measure a trained model: benchmark positions, a match, or exhaustively",
+        description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
+        "of a run directory (its latest checkpoint) or an exported model folder.")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                          help="run directory or exported model folder (with manifest.json)")
+    parser.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
+                          "evaluation.simulations; 0 = the raw network's best move)")
+    measure = parser.add_mutually_exclusive_group(required=True)
+    measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
+                         "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
+    measure.add_argument("--opponent", metavar="NAME",
+                         help="play a match against random, greedy, perfect (TicTacToe), "
+                         "mcts-rollout:<sims>, alphabeta:<depth> or a model path (played at "
+                         "--sims)")
+    measure.add_argument("--exhaustive", action="store_true",
+                         help="TicTacToe: share of all reachable positions played optimally")
+    parser.add_argument("--games", type=int, metavar="N",
+                          help="games of the match (even; default: evaluation.games)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_config_flags(parser, short=("game", "seed"))
+    parser.set_defaults(run=_cmd_eval)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cartridge_jax.evaluation import measure
 
@@ -195,6 +281,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "play", help="play a trained model in the terminal",
+        description="Plays one game against the agent (PUCT over the network, no noise, most "
+        "visited move) of a run directory (its latest checkpoint) or an exported model folder. "
+        "Type moves by name (TicTacToe b2, Connect 4 column 4, Othello d3 or pass), or undo, "
+        "help, quit. Standard input may be a pipe.")
+    parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                          help="run directory or exported model folder (with manifest.json)")
+    parser.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
+                          "(default: evaluation.simulations; 0 = the raw network's best move)")
+    parser.add_argument("--bot-first", action="store_true", help="the bot moves first")
+    _add_config_flags(parser, short=("seed",))
+    parser.set_defaults(run=_cmd_play)
+
+
 def _cmd_play(args: argparse.Namespace) -> int:
     from cartridge_jax.play import terminal
 
@@ -210,6 +313,23 @@ def _cmd_play(args: argparse.Namespace) -> int:
                             ask=terminal.stream_ask(sys.stdin, sys.stdout), out=sys.stdout)
     except ValueError as error:
         raise config_lib.ConfigError(str(error)) from None
+
+
+def _ship_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "ship", help="copy a run's exported model into site/models/<game>/ with a model card",
+        description="Copies RUN_DIR/models/<game>/ and its stats.json into the site, runs the "
+        "game's strength suite (cartridge_jax.web.ship.SUITES) on it and writes card.json. "
+        "The folder is replaced atomically.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+    parser.add_argument("--dest", metavar="DIR", help="target folder (default: "
+                          "site/models/<game>)")
+    parser.add_argument("--sims", type=int, metavar="N", help="simulations per move for the "
+                          "suite (default: evaluation.simulations of the run)")
+    parser.add_argument("--trained-with", metavar="COMMAND",
+                          help="the training command to record in the card")
+    _add_config_flags(parser, short=())
+    parser.set_defaults(run=_cmd_ship)
 
 
 def _cmd_ship(args: argparse.Namespace) -> int:
@@ -244,43 +364,50 @@ def _run_config(args: argparse.Namespace, run_dir: epath.Path) -> config_lib.Con
     return layout.recorded_config(run_dir, config_file=args.config, flags=_given_flags(args))
 
 
+def _ladder_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "ladder", help="rate models and baseline opponents together on an Elo scale",
+        description="Plays matches among models (--models, --snapshots) and named opponents "
+        "(--opponents; random, the anchor at Elo 0, is always in): every pair of opponents, "
+        "every model against every opponent and each model against the next one (or, with "
+        "--round-robin, every pair). Prints an Elo table (maximum likelihood, draws as half "
+        "wins) and writes it with every match's W/D/L to --json-out.")
+    parser.add_argument("--models", nargs="*", default=[], metavar="PATH",
+                            help="run directories, exported model folders or snapshot files")
+    parser.add_argument("--snapshots", nargs="*", default=[], metavar="RUN_DIR",
+                            help="rate every parameter snapshot of these runs (oldest first)")
+    parser.add_argument("--opponents", default="random,greedy", metavar="NAMES",
+                            help="comma-separated opponent names, e.g. "
+                            "random,greedy,alphabeta:3,mcts-rollout:200 (default: random,greedy)")
+    parser.add_argument("--games", type=int, metavar="N",
+                            help="games per match (even; default: evaluation.games)")
+    parser.add_argument("--sims", type=int, metavar="N", help="simulations per move of the "
+                            "models (default: evaluation.simulations)")
+    parser.add_argument("--round-robin", action="store_true", help="play every pair")
+    parser.add_argument("--json-out", metavar="FILE", help="write the ratings and matches")
+    _add_config_flags(parser, short=("game", "seed"))
+    parser.set_defaults(run=_cmd_ladder)
+
+
 def _cmd_ladder(args: argparse.Namespace) -> int:
     import jax
 
-    from cartridge_jax import opponents
-    from cartridge_jax.evaluation import agents, ladder
-    from cartridge_jax.run import checkpoint
+    from cartridge_jax.evaluation import ladder
 
     config, _ = _load_config(args)
     game = games.make(config.common.game)
     sims = config.evaluation.simulations if args.sims is None else args.sims
-    names = [name.strip() for name in args.opponents.split(",") if name.strip()]
-    names = [ladder.ANCHOR, *(name for name in names if name != ladder.ANCHOR)]
-    models = {name: epath.Path(name) for name in args.models}
-    for run_dir in args.snapshots:
-        found = checkpoint.snapshots(run_dir)
-        if not found:
-            raise config_lib.ConfigError(f"no snapshots in {run_dir}/{checkpoint.SNAPSHOT_DIR}: "
-                                         "train with training.snapshot_interval > 0")
-        prefix = f"{epath.Path(run_dir).name}/" if len(args.snapshots) > 1 else ""
-        models.update({f"{prefix}iter_{iteration}": path for iteration, path in found.items()})
-    if not models:
-        raise config_lib.ConfigError("nothing to rate: name models (--models) or a run "
-                                     "directory with snapshots (--snapshots)")
     enable_compilation_cache()
     try:
-        players = {name: opponents.builtin_agent(game, name) for name in names}
-        for name, path in models.items():
-            players[name], _ = agents.load_agent(game, path, simulations=sims,
-                                                   c_puct=config.mcts.c_puct)
-        games_per_match = config.evaluation.games if args.games is None else args.games
-        result = ladder.play_ladder(
-            game, players, models=list(models), games=games_per_match,
+        result = ladder.rate(
+            game, opponents=args.opponents.split(","),
+            models=ladder.models_to_rate(args.models, args.snapshots),
+            simulations=sims, c_puct=config.mcts.c_puct,
+            games=config.evaluation.games if args.games is None else args.games,
             key=jax.random.key(config.common.seed), round_robin=args.round_robin,
             progress=lambda line: print(line, file=sys.stderr, flush=True))
     except ValueError as error:
         raise config_lib.ConfigError(str(error)) from None
-    result["simulations"] = sims
     print(ladder.ratings_table(result))
     if args.json_out:
         ladder.write_json(args.json_out, result)
@@ -295,6 +422,19 @@ def enable_compilation_cache() -> None:
         os.path.expanduser("~"), ".cache", "cartridge_jax", "jax")
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def _serve_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve", help="serve the web site (play and stats pages) with a run's models",
+        description="Serves site/ over HTTP with RUN_DIR's exported models and stats.json in "
+        "place of the shipped ones; an open page picks up each new export within seconds.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+                           help="a run directory written by train (default: the shipped models)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.set_defaults(run=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -313,6 +453,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench", help="measure throughput: random play and self-play next to pgx, the learner, "
+        "a training iteration", description="Runs the benchmark suites and writes JSON, a "
+        "markdown table and a plot (see docs/performance.md). Configuration flags shape the "
+        "iteration suite's configuration, as for train.")
+    from cartridge_jax import bench
+
+    bench.add_arguments(parser)
+    _add_config_flags(parser, short=("preset",))
+    parser.set_defaults(run=_cmd_bench)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from cartridge_jax import bench
 
@@ -325,155 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cartridge-jax", description="AlphaZero for board games in JAX.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
-
-    config_cmd = commands.add_parser(
-        "config", help="print the effective configuration and where each value came from")
-    config_cmd.add_argument("--markdown", action="store_true", help="print the reference of "
-                            "every key and preset as markdown (docs/configuration.md) instead")
-    _add_config_flags(config_cmd, short=("game", "seed", "preset", "run-dir"))
-    config_cmd.set_defaults(run=_cmd_config)
-
-    perft_cmd = commands.add_parser(
-        "perft", help="count move paths of exactly DEPTH moves from the start",
-        description="Counts move paths of exactly DEPTH moves from the start position, counting "
-        "a path only if the game had not ended before its last move (chess-style perft; an "
-        "Othello pass is a move). The count alone is the last line.")
-    perft_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
-    perft_cmd.add_argument("depth", metavar="DEPTH", type=int, help="number of moves")
-    perft_cmd.add_argument("--divide", action="store_true", help="also print the count below "
-                           "each first move")
-    perft_cmd.set_defaults(run=_cmd_perft)
-
-    demo_cmd = commands.add_parser(
-        "demo", help="play one game between two baseline agents, printing every move",
-        description="Plays one game between two baseline agents and prints the board after "
-        "every move. The seed comes from the configuration (--seed to change it).")
-    demo_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
-    for side, default in (("first", "greedy"), ("second", "random")):
-        demo_cmd.add_argument(f"--{side}", choices=("random", "greedy"), default=default,
-                              help=f"agent for the side that moves {side} (default: {default})")
-    _add_config_flags(demo_cmd, short=("seed",))
-    demo_cmd.set_defaults(run=_cmd_demo)
-
-    train_cmd = commands.add_parser(
-        "train", help="train an AlphaZero agent (resumes from the run directory)",
-        description="Runs iterations of self-play, training and evaluation. Rerunning the same "
-        "command on the same run directory resumes from its last checkpoint; Ctrl-C saves and "
-        "stops.")
-    train_cmd.add_argument("--iterations", metavar="N", help="same as --training.iterations")
-    train_cmd.add_argument("--no-progress", action="store_true",
-                           help="no progress bars (one summary line per iteration only)")
-    _add_config_flags(train_cmd, short=("game", "seed", "preset", "run-dir"))
-    train_cmd.set_defaults(run=_cmd_train)
-
-    export_cmd = commands.add_parser(
-        "export", help="export a run's latest checkpoint to ONNX for the web page",
-        description="Writes model.onnx, params.msgpack, network.json and manifest.json (last) "
-        "for the latest checkpoint of RUN_DIR. The configuration is the one the run recorded in "
-        "its stats.json; flags given here override it.")
-    export_cmd.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
-    export_cmd.add_argument("--out", metavar="DIR",
-                            help="output folder (default: RUN_DIR/models/<game>)")
-    _add_config_flags(export_cmd, short=())
-    export_cmd.set_defaults(run=_cmd_export)
-
-    ship_cmd = commands.add_parser(
-        "ship", help="copy a run's exported model into site/models/<game>/ with a model card",
-        description="Copies RUN_DIR/models/<game>/ and its stats.json into the site, runs the "
-        "game's strength suite (cartridge_jax.modelcard.SUITES) on it and writes card.json. "
-        "The folder is replaced atomically.")
-    ship_cmd.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
-    ship_cmd.add_argument("--dest", metavar="DIR", help="target folder (default: "
-                          "site/models/<game>)")
-    ship_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move for the "
-                          "suite (default: evaluation.simulations of the run)")
-    ship_cmd.add_argument("--trained-with", metavar="COMMAND",
-                          help="the training command to record in the card")
-    _add_config_flags(ship_cmd, short=())
-    ship_cmd.set_defaults(run=_cmd_ship)
-
-    eval_cmd = commands.add_parser(
-        "eval", help="measure a trained model: benchmark positions, a match, or exhaustively",
-        description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
-        "of a run directory (its latest checkpoint) or an exported model folder.")
-    eval_cmd.add_argument("--model", required=True, metavar="PATH",
-                          help="run directory or exported model folder (with manifest.json)")
-    eval_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
-                          "evaluation.simulations; 0 = the raw network's best move)")
-    measure = eval_cmd.add_mutually_exclusive_group(required=True)
-    measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
-                         "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
-    measure.add_argument("--opponent", metavar="NAME",
-                         help="play a match against random, greedy, perfect (TicTacToe), "
-                         "mcts-rollout:<sims>, alphabeta:<depth> or a model path (played at "
-                         "--sims)")
-    measure.add_argument("--exhaustive", action="store_true",
-                         help="TicTacToe: share of all reachable positions played optimally")
-    eval_cmd.add_argument("--games", type=int, metavar="N",
-                          help="games of the match (even; default: evaluation.games)")
-    eval_cmd.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_config_flags(eval_cmd, short=("game", "seed"))
-    eval_cmd.set_defaults(run=_cmd_eval)
-
-    serve_cmd = commands.add_parser(
-        "serve", help="serve the web site (play and stats pages) with a run's models",
-        description="Serves site/ over HTTP with RUN_DIR's exported models and stats.json in "
-        "place of the shipped ones; an open page picks up each new export within seconds.")
-    serve_cmd.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
-                           help="a run directory written by train (default: the shipped models)")
-    serve_cmd.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve_cmd.add_argument("--host", default="127.0.0.1",
-                           help="address to listen on (default: 127.0.0.1, this machine only)")
-    serve_cmd.set_defaults(run=_cmd_serve)
-
-    play_cmd = commands.add_parser(
-        "play", help="play a trained model in the terminal",
-        description="Plays one game against the agent (PUCT over the network, no noise, most "
-        "visited move) of a run directory (its latest checkpoint) or an exported model folder. "
-        "Type moves by name (TicTacToe b2, Connect 4 column 4, Othello d3 or pass), or undo, "
-        "help, quit. Standard input may be a pipe.")
-    play_cmd.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
-    play_cmd.add_argument("--model", required=True, metavar="PATH",
-                          help="run directory or exported model folder (with manifest.json)")
-    play_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
-                          "(default: evaluation.simulations; 0 = the raw network's best move)")
-    play_cmd.add_argument("--bot-first", action="store_true", help="the bot moves first")
-    _add_config_flags(play_cmd, short=("seed",))
-    play_cmd.set_defaults(run=_cmd_play)
-
-    ladder_cmd = commands.add_parser(
-        "ladder", help="rate models and baseline opponents together on an Elo scale",
-        description="Plays matches among models (--models, --snapshots) and named opponents "
-        "(--opponents; random, the anchor at Elo 0, is always in): every pair of opponents, "
-        "every model against every opponent and each model against the next one (or, with "
-        "--round-robin, every pair). Prints an Elo table (maximum likelihood, draws as half "
-        "wins) and writes it with every match's W/D/L to --json-out.")
-    ladder_cmd.add_argument("--models", nargs="*", default=[], metavar="PATH",
-                            help="run directories, exported model folders or snapshot files")
-    ladder_cmd.add_argument("--snapshots", nargs="*", default=[], metavar="RUN_DIR",
-                            help="rate every parameter snapshot of these runs (oldest first)")
-    ladder_cmd.add_argument("--opponents", default="random,greedy", metavar="NAMES",
-                            help="comma-separated opponent names, e.g. "
-                            "random,greedy,alphabeta:3,mcts-rollout:200 (default: random,greedy)")
-    ladder_cmd.add_argument("--games", type=int, metavar="N",
-                            help="games per match (even; default: evaluation.games)")
-    ladder_cmd.add_argument("--sims", type=int, metavar="N", help="simulations per move of the "
-                            "models (default: evaluation.simulations)")
-    ladder_cmd.add_argument("--round-robin", action="store_true", help="play every pair")
-    ladder_cmd.add_argument("--json-out", metavar="FILE", help="write the ratings and matches")
-    _add_config_flags(ladder_cmd, short=("game", "seed"))
-    ladder_cmd.set_defaults(run=_cmd_ladder)
-
-    bench_cmd = commands.add_parser(
-        "bench", help="measure throughput: random play and self-play next to pgx, the learner, "
-        "a training iteration", description="Runs the benchmark suites and writes JSON, a "
-        "markdown table and a plot (see docs/performance.md). Configuration flags shape the "
-        "iteration suite's configuration, as for train.")
-    from cartridge_jax import bench
-
-    bench.add_arguments(bench_cmd)
-    _add_config_flags(bench_cmd, short=("preset",))
-    bench_cmd.set_defaults(run=_cmd_bench)
+    for add_parser in (_config_parser, _perft_parser, _demo_parser, _train_parser,
+                       _export_parser, _ship_parser, _eval_parser, _serve_parser, _play_parser,
+                       _ladder_parser, _bench_parser):
+        add_parser(commands)
     return parser
 
 

@@ -1,7 +1,8 @@
 """The Elo ladder: matches among models and named opponents, rated together (elo.py).
 
-    players = {"random": ..., "greedy": ..., "iter_10": agent, "iter_20": agent}
-    result = play_ladder(game, players, models=["iter_10", "iter_20"], games=50, key=key)
+    models = models_to_rate(["site/models/connect4"], ["data/runs/connect4"])
+    result = rate(game, opponents=["random", "greedy"], models=models, simulations=64,
+                  c_puct=1.25, games=50, key=key)   # or play_ladder(game, players, ...)
     print(elo.table(...)); write_json(path, result)
 
 Who plays whom (`pairings`): every pair of named opponents (which links them to the anchor,
@@ -16,10 +17,13 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
+from etils import epath
 
 from cartridge_jax._files import atomic_write_text
 from cartridge_jax.evaluation import agents, arena, elo
 from cartridge_jax.games import Game
+from cartridge_jax.opponents import builtin_agent
+from cartridge_jax.run import checkpoint
 
 ANCHOR = "random"
 
@@ -62,6 +66,38 @@ def play_ladder(game: Game, players: Mapping[str, agents.Agent], *, models: Sequ
         "matches": [{"a": a, "b": b, "wins": w, "draws": d, "losses": l}
                     for (a, b), (w, d, l) in matches.items()],
     }
+
+
+def models_to_rate(models: Sequence[str], snapshot_runs: Sequence[str]) -> dict[str, epath.Path]:
+    """{name: path} of the model paths given and of every snapshot of `snapshot_runs` (named
+    iter_<N>, prefixed by the run's folder when there are several runs); ValueError if none."""
+    found = {name: epath.Path(name) for name in models}
+    for run_dir in snapshot_runs:
+        snapshots = checkpoint.snapshots(run_dir)
+        if not snapshots:
+            raise ValueError(f"no snapshots in {run_dir}/{checkpoint.SNAPSHOT_DIR}: train with "
+                             "training.snapshot_interval > 0")
+        prefix = f"{epath.Path(run_dir).name}/" if len(snapshot_runs) > 1 else ""
+        found.update({f"{prefix}iter_{iteration}": path for iteration, path in snapshots.items()})
+    if not found:
+        raise ValueError("nothing to rate: name models (--models) or a run directory with "
+                         "snapshots (--snapshots)")
+    return found
+
+
+def rate(game: Game, *, opponents: Sequence[str], models: Mapping[str, epath.Path],
+         simulations: int, c_puct: float, games: int, key: jax.Array,
+         round_robin: bool = False, progress: Callable[[str], None] = lambda line: None) -> dict:
+    """`play_ladder` over the named `opponents` (the anchor always in, first) and `models`
+    (played by the agent's search at `simulations`); the result records the simulations."""
+    names = [name.strip() for name in opponents if name.strip()]
+    names = [ANCHOR, *(name for name in names if name != ANCHOR)]
+    players = {name: builtin_agent(game, name) for name in names}
+    for name, path in models.items():
+        players[name], _ = agents.load_agent(game, path, simulations=simulations, c_puct=c_puct)
+    result = play_ladder(game, players, models=list(models), games=games, key=key,
+                         round_robin=round_robin, progress=progress)
+    return {**result, "simulations": simulations}
 
 
 def ratings_table(result: Mapping) -> str:
