@@ -33,8 +33,7 @@ def search_agent(game: Game, apply_fn: search.ApplyFn, params, simulations: int,
                  c_puct: float) -> Agent:
     """THE agent (`search.agent_search`) with these parameters; `simulations=0` plays the raw
     network's most likely legal move."""
-    if simulations < 0:
-        raise ValueError(f"simulations = {simulations}: use 0 (raw network) or more")
+    search.check_simulations(simulations)
     return Partial(_search_policy(game, apply_fn, simulations, c_puct), params)
 
 

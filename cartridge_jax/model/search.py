@@ -130,6 +130,12 @@ def selfplay_search(
     )
 
 
+def check_simulations(simulations: int) -> None:
+    """The agent's simulation count: 0 (the raw network) or more; ValueError otherwise."""
+    if simulations < 0:
+        raise ValueError(f"simulations = {simulations}: use 0 (raw network) or more")
+
+
 def agent_search(
     game: Game,
     apply_fn: ApplyFn,

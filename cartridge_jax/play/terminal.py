@@ -41,8 +41,7 @@ class Bot:
 
     def __init__(self, game: Game, apply_fn: search.ApplyFn, params, *, simulations: int,
                  c_puct: float, seed: int):
-        if simulations < 0:
-            raise ValueError(f"simulations = {simulations}: use 0 (raw network) or more")
+        search.check_simulations(simulations)
         self.simulations = simulations
         self._params = params
         self._key = jax.random.key(seed)
