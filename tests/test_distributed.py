@@ -61,13 +61,13 @@ def _child_env(tmp_path, **extra) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"parallel.coordinator_address": "127.0.0.1:1234"},
+    ({"distributed.coordinator_address": "127.0.0.1:1234"},
      "[distributed] coordinator_address is set but initialize is false: add "
-     "--parallel.initialize true"),
-    ({"parallel.initialize": "true", "parallel.num_processes": "2",
-      "parallel.process_id": "2"},
+     "--distributed.initialize true"),
+    ({"distributed.initialize": "true", "distributed.num_processes": "2",
+      "distributed.process_id": "2"},
      "[distributed] process_id 2 must be below num_processes 2"),
-    ({"parallel.process_id": "-2"}, "parallel.process_id = -2"),
+    ({"distributed.process_id": "-2"}, "distributed.process_id = -2"),
 ])
 def test_inconsistent_distributed_settings_are_refused(flags, message):
     with pytest.raises(config_lib.ConfigError) as error:
@@ -91,14 +91,14 @@ def test_batches_must_split_evenly_over_the_devices(tiny_toml, key, value, messa
 def test_join_failure_is_one_line_naming_the_settings(tmp_path):
     # A coordinator nobody answers: the process gives up after the timeout with a clear error.
     script = ("from cartridge_jax import cli; import sys; sys.exit(cli.main(['train', "
-              "'--parallel.initialize', 'true', '--parallel.coordinator_address', "
-              f"'127.0.0.1:{_free_port()}', '--parallel.num_processes', '2', "
-              "'--parallel.process_id', '1', '--parallel.timeout_s', '2']))")
+              "'--distributed.initialize', 'true', '--distributed.coordinator_address', "
+              f"'127.0.0.1:{_free_port()}', '--distributed.num_processes', '2', "
+              "'--distributed.process_id', '1', '--distributed.timeout_s', '2']))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=_child_env(tmp_path), cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("cartridge-jax train: error: parallel.coordinator_address = "
+    assert last.startswith("cartridge-jax train: error: distributed.coordinator_address = "
                            "127.0.0.1:"), result.stderr
     assert last.endswith("no coordinator answered in 2 s; start process 0 there or fix the "
                          "address (docs/scaling.md)"), result.stderr
@@ -249,9 +249,9 @@ def test_two_processes_train_together(tiny_toml, tmp_path, devices_per_process):
         subprocess.Popen(
             [sys.executable, "-m", "cartridge_jax", "train", "--config", str(tiny_toml),
              "--run-dir", str(run_dir), "--iterations", "2", "--no-progress",
-             "--parallel.initialize", "true",
-             "--parallel.coordinator_address", f"127.0.0.1:{port}",
-             "--parallel.num_processes", "2", "--parallel.process_id", str(index)],
+             "--distributed.initialize", "true",
+             "--distributed.coordinator_address", f"127.0.0.1:{port}",
+             "--distributed.num_processes", "2", "--distributed.process_id", str(index)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
         for index in range(2)]
     outputs = [process.communicate(timeout=600)[0] for process in processes]

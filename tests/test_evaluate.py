@@ -309,7 +309,7 @@ def test_evaluate_a_run_directory(run_dir):
 
 
 def test_evaluate_an_exported_model(tmp_path):
-    export = pytest.importorskip("cartridge_jax.export")
+    export = pytest.importorskip("cartridge_jax.model.export")
     cfg, _ = config.load_config(env={}, flags={"common.game": "tictactoe", "model.kind": "mlp",
                                                "model.mlp_hidden": "[16, 16]"})
     game = games.make("tictactoe")

@@ -231,5 +231,5 @@ def test_record_iteration_thins_history():
 
 def test_docs_table_matches_the_models():
     assert st.fields_markdown() in DOCS.read_text(), (
-        "docs/stats.md is stale: paste cartridge_jax.stats.fields_markdown() into it"
+        "docs/stats.md is stale: paste cartridge_jax.run.stats.fields_markdown() into it"
     )

@@ -463,7 +463,7 @@ def _type_name(annotation: Any) -> str:
     """`float | None` -> "float or null", `list[HistoryPoint]` -> "list of HistoryPoint"."""
     if isinstance(annotation, type):
         return {"str": "string", "dict": "object"}.get(annotation.__name__, annotation.__name__)
-    text = str(annotation).replace("cartridge_jax.stats.", "").replace("typing.", "")
+    text = str(annotation).replace("cartridge_jax.run.stats.", "").replace("typing.", "")
     text = text.replace("dict[str, Any]", "object").replace(" | None", " or null")
     for container, word in (("list[", "list of "), ("dict[str, ", "object of ")):
         if text.startswith(container):

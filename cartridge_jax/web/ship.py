@@ -24,12 +24,12 @@ from typing import Any, NamedTuple
 from etils import epath
 
 from cartridge_jax import _files, parallel
+from cartridge_jax.evaluation import position_sets
 from cartridge_jax.model import export
 from cartridge_jax.run import layout, stats
 
 CARD_FILE = "card.json"
 STATS_FILE = "stats.json"
-_REFDATA = pathlib.Path(__file__).parent / "refdata"
 
 
 class Measure(NamedTuple):
@@ -37,7 +37,7 @@ class Measure(NamedTuple):
     check. `games` is the arena size (None: not an arena)."""
 
     name: str
-    positions: pathlib.Path | None = None
+    positions: str | None = None  # a reference set's name (position_sets.REFERENCE_SETS)
     opponent: str | None = None
     games: int | None = None
     exhaustive: bool = False
@@ -50,7 +50,7 @@ class Measure(NamedTuple):
     def command(self, model: str, sims: int) -> str:
         """The `eval` command line that reproduces this measure."""
         if self.positions is not None:
-            how = f"--positions {self.positions.relative_to(_REFDATA.parent.parent)}"
+            how = f"--positions cartridge_jax/refdata/{self.positions}"
         elif self.opponent is not None:
             how = f"--opponent {self.opponent} --games {self.games}"
         else:
@@ -58,8 +58,10 @@ class Measure(NamedTuple):
         return f"python -m cartridge_jax eval --model {model} --sims {sims} {how}"
 
 
-def _pons(name: str) -> Measure:
-    return Measure(name, positions=_REFDATA / "connect4" / f"{name}.jsonl")
+def _reference_sets(game: str) -> tuple[Measure, ...]:
+    """The game's public reference sets, each measured whole, named by its file's stem."""
+    return tuple(Measure(pathlib.PurePath(name).stem, positions=name)
+                 for name in position_sets.REFERENCE_SETS[game] if name != "exhaustive")
 
 
 # Per game, the measures the issue's targets are stated in (README strength table).
@@ -70,18 +72,14 @@ SUITES: dict[str, tuple[Measure, ...]] = {
         Measure("vs random", opponent="random", games=100),
     ),
     "connect4": (
-        _pons("Test_L3_R1"),  # end, easy
-        _pons("Test_L2_R1"),  # middle, easy
-        _pons("Test_L1_R1"),  # beginning, easy
-        _pons("Test_L1_R3"),  # beginning, hard
+        *_reference_sets("connect4"),  # end-easy, middle-easy, beginning-easy, beginning-hard
         Measure("vs random", opponent="random", games=100),
         Measure("vs greedy", opponent="greedy", games=100),
         Measure("vs mcts-rollout:1000", opponent="mcts-rollout:1000", games=50),
         Measure("vs alphabeta:5", opponent="alphabeta:5", games=50),
     ),
     "othello": (
-        Measure("fforum-1-19", positions=_REFDATA / "othello" / "fforum-1-19.obf"),
-        Measure("fforum-20-39", positions=_REFDATA / "othello" / "fforum-20-39.obf"),
+        *_reference_sets("othello"),
         Measure("vs random", opponent="random", games=100),
         Measure("vs greedy", opponent="greedy", games=100),
         Measure("vs alphabeta:2", opponent="alphabeta:2", games=100),

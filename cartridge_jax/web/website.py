@@ -26,7 +26,7 @@ import tempfile
 import urllib.parse
 
 # site/ beside the package: the package runs from a clone of the repository (pip install -e .).
-SITE_DIR = pathlib.Path(__file__).resolve().parent.parent / "site"
+SITE_DIR = pathlib.Path(__file__).resolve().parents[2] / "site"
 # Paths inside site/ that the pages need to run (checked before serving or building).
 REQUIRED = ("index.html", "vendor/onnxruntime-web/ort.wasm.bundle.min.mjs")
 # Development files that a built site leaves out.
