@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax import config as config
+from cartridge_jax import config, opponents
 from cartridge_jax import games
 from cartridge_jax.evaluation import agents, arena, measure, position_sets
 from cartridge_jax.model import nets
@@ -226,7 +226,7 @@ def perfect():
 
 def test_tictactoe_exhaustive_perfect_and_random(perfect):
     assert position_sets.tictactoe_exhaustive(perfect, key=KEY) == {"optimal_rate": 1.0, "n": 4520}
-    random = arena.baseline(games.make("tictactoe"), "random")
+    random = opponents.builtin_agent(games.make("tictactoe"), "random")
     assert position_sets.tictactoe_exhaustive(random, key=KEY, batch_size=1000)["optimal_rate"] < 0.9
 
 
@@ -259,7 +259,7 @@ def test_perfect_against_perfect_draws_every_game_with_both_colours(perfect):
 
 def test_random_against_perfect_loses_a_lot():
     game = games.make("tictactoe")
-    random = arena.baseline(game, "random")
+    random = opponents.builtin_agent(game, "random")
     result = arena.match_summary(game, random, "perfect", 64, KEY)
     assert result["wins"] == 0 and result["losses"] >= 40
     assert result["wins"] + result["draws"] + result["losses"] == result["games"] == 64

@@ -16,6 +16,7 @@ from helpers import random_trajectory
 
 from cartridge_jax import games
 from cartridge_jax.config import Config
+from cartridge_jax import opponents
 from cartridge_jax.evaluation import arena
 from cartridge_jax.model import nets, search
 
@@ -182,7 +183,7 @@ def test_untrained_net_with_discount_minus_one_beats_random_and_plus_one_is_wors
                 game, apply_fn, params_and_sign, key, states, simulations=64, c_puct=C_PUCT
             ).action
 
-        return arena.play(game, agent, arena.baseline(game, "random"), num_games, key)
+        return arena.play(game, agent, opponents.builtin_agent(game, "random"), num_games, key)
 
     key = jax.random.key(1)
     right = arena.result(match((params, jnp.float32(1.0)), key))

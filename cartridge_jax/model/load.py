@@ -97,6 +97,9 @@ def load_model(path: str | os.PathLike, config: config_lib.Config | None = None)
             game, network, params, manifest = export.load_exported(path)
         except export.ExportError as error:
             raise ModelError(str(error)) from None
+        if game.name != config.common.game:
+            raise ModelError(f"{path} holds a {game.name} model, not {config.common.game}: "
+                             f"evaluate it with game {game.name}")
         return Model(game, network, params, int(manifest.get("iteration", 0)),
                      int(manifest.get("step", 0)), config)
     game = games.make(config.common.game)
@@ -111,9 +114,8 @@ def load_model(path: str | os.PathLike, config: config_lib.Config | None = None)
             if saved.latest_iteration() is None:
                 raise ModelError(f"no checkpoint in {layout.checkpoints_dir(path)}: train first "
                                  "(python scripts/train.py)")
-            params, step, meta = saved.restore_params(
+            params, step, iteration = saved.restore_params(
                 expected_meta=nets.identity(game, network, template))
     except checkpoint.CheckpointError as error:
         raise ModelError(str(error)) from None
-    return Model(game, network, jax.tree.map(jax.numpy.asarray, params), int(meta["iteration"]),
-                 step, config)
+    return Model(game, network, jax.tree.map(jax.numpy.asarray, params), iteration, step, config)

@@ -169,8 +169,8 @@ class Checkpoints:
         return _data_to_keys(restored[_STATE], template), meta
 
     def restore_params(self, *, expected_meta: dict,
-                       iteration: int | None = None) -> tuple[Any, int, dict]:
-        """(params, step, saved meta) of a checkpoint (default: the latest), read alone.
+                       iteration: int | None = None) -> tuple[Any, int, int]:
+        """(params, step, iteration) of a checkpoint (default: the latest), read alone.
 
         Only the network's parameters and the step counter are read, not the optimizer or the
         replay buffer, and no template of the whole state is needed: readers (eval, play,
@@ -195,7 +195,7 @@ class Checkpoints:
         except Exception as error:  # the identity matched, so this is a damaged checkpoint
             raise CheckpointError(f"{where} cannot be read: {_first_line(error)}") from error
         train_state = restored["train_state"]
-        return train_state["params"], int(train_state["step"]), meta
+        return train_state["params"], int(train_state["step"]), iteration
 
     def close(self) -> None:
         self._manager.close()
