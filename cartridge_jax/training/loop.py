@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import io
 import math
 import signal
@@ -108,71 +107,34 @@ def run(
     evaluator = Evaluator(config, trainer.game, trainer.network.apply, trainer.mesh)
     run_dir = layout.run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)  # by every process: orbax needs it on each host
-    stats_path = run_dir / "stats.json"
     state = trainer.initial_state()
-    initial_params = jax.device_get(state.train_state.params)
     identity = trainer.identity(state.train_state.params)
     if config.evaluation.interval:  # a bad opponent or benchmark stops the run before it starts
         evaluator.check()
     checkpoints = checkpoint_lib.Checkpoints(
-        run_dir / "checkpoints", max_to_keep=config.training.max_checkpoints
+        layout.checkpoints_dir(run_dir), max_to_keep=config.training.max_checkpoints
     )
-    done = checkpoints.latest_iteration() or 0
-    counters = _Counters()
-    if done:
-        state, meta = checkpoints.restore(state, expected_meta=identity)
-        counters = _Counters(**meta["counters"])
-        stats = stats_lib.read_stats(stats_path) if stats_path.exists() else None
-        print(f"Resuming {run_dir} after iteration {done} (step {int(state.train_state.step)})",
-              file=out)
-    else:
-        stats = None
-    if stats is None:
-        stats = stats_lib.new_stats(
-            trainer.game.name, uuid.uuid4().hex[:12], config.model_dump(mode="json")
-        )
-    best = _resumed_best(stats, done, run_dir, initial_params, state, out)
+    carried = _resume(trainer, checkpoints, state, identity, run_dir, out)
+    done, state = carried.last_saved, carried.state
     if done >= config.training.iterations:
         print(f"{run_dir} already has {done} iterations; raise --training.iterations to train "
               "more.", file=out)
         checkpoints.close()
-        return stats
-    print(f"Training {trainer.game.display_name}: {nets.describe(trainer.network, state.train_state.params)}, "
+        return carried.stats
+    network = nets.describe(trainer.network, state.train_state.params)
+    print(f"Training {trainer.game.display_name}: {network}, "
           f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
           f"({config.mcts.search}) on {_devices(trainer.mesh)}, run directory {run_dir}",
           file=out)
 
-    last_saved = done
     exporter = _Exporter(trainer, run_dir, out) if config.export.enabled and main else None
     try:
         with _StopRequest() as stop:
+            context = _Context(trainer, evaluator, stop, out, progress)
             for iteration in range(done + 1, config.training.iterations + 1):
-                state, stats, counters, best, cut_short = _iteration(
-                    trainer, evaluator, state, stats, counters, best, iteration, last_saved, stop, out,
-                    progress
-                )
-                final = iteration == config.training.iterations
-                save = cut_short or final or iteration % config.training.checkpoint_interval == 0
-                snapshots = config.training.snapshot_interval
-                snapshot = best.iteration == iteration or (
-                    snapshots and iteration % snapshots == 0)
-                if snapshot and main:
-                    checkpoint_lib.save_snapshot(run_dir, iteration, state.train_state.params)
-                if save:
-                    stats = stats.model_copy(update={"last_checkpoint": iteration})
-                # Stats first: a run that dies between the two redoes this iteration on resume,
-                # and record_iteration then replaces its history point instead of leaving a gap.
-                if main:
-                    stats_lib.write_stats(stats_path, stats)
-                if save:
-                    checkpoints.save(
-                        iteration, state,
-                        {**identity, "iteration": iteration,
-                         "counters": dataclasses.asdict(counters)},
-                    )
-                    last_saved = iteration
-                    if exporter:
-                        exporter.submit(state, iteration)
+                carried, cut_short = _iteration(context, carried, iteration)
+                carried = _save(config, carried, iteration, cut_short, checkpoints, identity,
+                                run_dir, exporter)
                 if cut_short:
                     print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
                           "command to continue.", file=out)
@@ -183,7 +145,58 @@ def run(
         if exporter:
             exporter.close()
         checkpoints.close()
-    return stats
+    return carried.stats
+
+
+def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoints,
+            state: trainer_lib.RunState, identity: dict, run_dir: epath.Path,
+            out: TextIO) -> _Carried:
+    """Where the run stands: its latest checkpoint and stats.json, or a new run from `state`
+    (the initial state, also the template every checkpoint is restored into)."""
+    initial_params = jax.device_get(state.train_state.params)
+    stats_path = layout.stats_path(run_dir)
+    done = checkpoints.latest_iteration() or 0
+    counters, stats = _Counters(), None
+    if done:
+        state, meta = checkpoints.restore(state, expected_meta=identity)
+        counters = _Counters(**meta["counters"])
+        stats = stats_lib.read_stats(stats_path) if stats_path.exists() else None
+        print(f"Resuming {run_dir} after iteration {done} (step {int(state.train_state.step)})",
+              file=out)
+    if stats is None:
+        stats = stats_lib.new_stats(trainer.game.name, uuid.uuid4().hex[:12],
+                                    trainer.config.model_dump(mode="json"))
+    best = _resumed_best(stats, done, run_dir, initial_params, state, out)
+    return _Carried(state, stats, counters, best, last_saved=done)
+
+
+def _save(config: config_lib.Config, carried: _Carried, iteration: int, cut_short: bool,
+          checkpoints: checkpoint_lib.Checkpoints, identity: dict, run_dir: epath.Path,
+          exporter: _Exporter | None) -> _Carried:
+    """Snapshot, stats.json and, when due (every checkpoint_interval, the last iteration, a
+    stop), the checkpoint of `iteration` and its export. Files other than checkpoints are the
+    main process's to write."""
+    main = parallel.is_main_process()
+    state, stats = carried.state, carried.stats
+    final = iteration == config.training.iterations
+    save = cut_short or final or iteration % config.training.checkpoint_interval == 0
+    snapshots = config.training.snapshot_interval
+    if main and (carried.best.iteration == iteration
+                 or (snapshots and iteration % snapshots == 0)):
+        checkpoint_lib.save_snapshot(run_dir, iteration, state.train_state.params)
+    if save:
+        stats = stats.model_copy(update={"last_checkpoint": iteration})
+    # Stats first: a run that dies between the two redoes this iteration on resume, and
+    # record_iteration then replaces its history point instead of leaving a gap.
+    if main:
+        stats_lib.write_stats(layout.stats_path(run_dir), stats)
+    if not save:
+        return dataclasses.replace(carried, stats=stats)
+    checkpoints.save(iteration, state, {**identity, "iteration": iteration,
+                                        "counters": dataclasses.asdict(carried.counters)})
+    if exporter:
+        exporter.submit(state, iteration)
+    return dataclasses.replace(carried, stats=stats, last_saved=iteration)
 
 
 def _devices(mesh) -> str:
@@ -260,66 +273,109 @@ def export_network(trainer, params, step, iteration, run_dir) -> tuple[epath.Pat
     return folder, time.perf_counter() - started
 
 
-def _iteration(trainer, evaluator, state, stats, counters, best, iteration, last_saved, stop,
-               out, progress):
-    """One iteration; returns (state, stats, counters, best, cut_short by a stop request)."""
-    config = trainer.config
-    started = time.perf_counter()
-    key, selfplay_key, train_key, eval_key = jax.random.split(state.key, 4)
-    state = state.replace(key=key)
-    bar = functools.partial(tqdm, file=out, leave=False, disable=not progress, dynamic_ncols=True)
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every iteration of a run shares."""
 
-    with bar(total=config.selfplay.moves_per_iteration, desc=f"{iteration} self-play",
-             unit="move") as pbar:
+    trainer: trainer_lib.Trainer
+    evaluator: Evaluator
+    stop: _StopRequest
+    out: TextIO
+    progress: bool
+
+    def bar(self, total: int, desc: str, unit: str) -> tqdm:
+        return tqdm(total=total, desc=desc, unit=unit, file=self.out, leave=False,
+                    disable=not self.progress, dynamic_ncols=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Carried:
+    """What one iteration hands to the next."""
+
+    state: trainer_lib.RunState
+    stats: stats_lib.Stats
+    counters: _Counters
+    best: Best
+    last_saved: int  # the newest checkpoint's iteration (0: none)
+
+
+def _iteration(context: _Context, carried: _Carried, iteration: int) -> tuple[_Carried, bool]:
+    """One iteration: self-play, training, evaluation when due, recorded in the stats.
+    Returns what the next one starts from, and whether a stop request cut this one short."""
+    config = context.trainer.config
+    started = time.perf_counter()
+    key, selfplay_key, train_key, eval_key = jax.random.split(carried.state.key, 4)
+    state = carried.state.replace(key=key)
+    state, played, trained, selfplay_s = _play_and_train(
+        context, state, selfplay_key, train_key, iteration, carried.last_saved)
+    stopping = played.stopped or trained.stopped
+
+    step = int(state.train_state.step)
+    entries, points, best = [], [], carried.best
+    interval = config.evaluation.interval
+    final = iteration == config.training.iterations
+    if interval and (iteration % interval == 0 or final) and not stopping:
+        with context.bar(context.evaluator.tests, f"{iteration} evaluate", "test") as pbar:
+            entries, points, best = context.evaluator.evaluate(
+                state.train_state.params, best, iteration, step, eval_key,
+                after_test=lambda: pbar.update(1))
+
+    counters = _Counters(
+        positions_generated=carried.counters.positions_generated + played.positions,
+        games_played=carried.counters.games_played + played.games_finished,
+        samples_seen=carried.counters.samples_seen + trained.steps * config.training.batch_size,
+        wall_time_s=carried.counters.wall_time_s + time.perf_counter() - started,
+    )
+    stats = _record(context, carried.stats, state, iteration, counters, played, trained,
+                    selfplay_s, entries, points)
+    return dataclasses.replace(carried, state=state, stats=stats, counters=counters,
+                               best=best), stopping
+
+
+def _play_and_train(context: _Context, state, selfplay_key, train_key, iteration: int,
+                    last_saved: int):
+    """(state, self-play result, training result, self-play seconds), with progress bars; a
+    stop request ends either phase early, and a non-finite loss raises TrainingError."""
+    trainer, config = context.trainer, context.trainer.config
+    started = time.perf_counter()
+    with context.bar(config.selfplay.moves_per_iteration, f"{iteration} self-play",
+                     "move") as pbar:
         def after_moves(_moves_done):
             pbar.update(trainer.selfplay_chunk)
-            return stop.agreed()
+            return context.stop.agreed()
 
         state, played = trainer_lib.selfplay_phase(trainer, state, selfplay_key,
                                                    after_chunk=after_moves)
     selfplay_s = time.perf_counter() - started
+    if played.stopped:
+        return state, played, trainer_lib.TrainResult([], 0, False), selfplay_s
 
-    trained = trainer_lib.TrainResult([], 0, False)
-    if not played.stopped:
-        with bar(total=config.training.steps_per_iteration, desc=f"{iteration} train",
-                 unit="step") as pbar:
-            def after_steps(losses, train_state):
-                total = float(losses.total)
-                if not math.isfinite(total):
-                    raise TrainingError(
-                        f"the loss became {total} at step {int(train_state.step)} (iteration "
-                        f"{iteration}); stopped without saving it, the last good checkpoint "
-                        f"(iteration {last_saved}) is kept: lower --training.learning_rate or "
-                        "--training.grad_clip_norm")
-                pbar.update(trainer.train_chunk)
-                return stop.agreed()
+    with context.bar(config.training.steps_per_iteration, f"{iteration} train", "step") as pbar:
+        def after_steps(losses, train_state):
+            total = float(losses.total)
+            if not math.isfinite(total):
+                raise TrainingError(
+                    f"the loss became {total} at step {int(train_state.step)} (iteration "
+                    f"{iteration}); stopped without saving it, the last good checkpoint "
+                    f"(iteration {last_saved}) is kept: lower --training.learning_rate or "
+                    "--training.grad_clip_norm")
+            pbar.update(trainer.train_chunk)
+            return context.stop.agreed()
 
-            state, trained = trainer_lib.train_phase(trainer, state, train_key,
-                                                     after_chunk=after_steps)
-    stopping = played.stopped or trained.stopped
+        state, trained = trainer_lib.train_phase(trainer, state, train_key,
+                                                 after_chunk=after_steps)
+    return state, played, trained, selfplay_s
 
+
+def _record(context: _Context, stats, state, iteration, counters, played, trained, selfplay_s,
+            entries, points) -> stats_lib.Stats:
+    """The iteration in stats.json's history (and its evaluation, if any); one summary line."""
+    trainer, config = context.trainer, context.trainer.config
     step = int(state.train_state.step)
-    entries, points = [], []
-    interval = config.evaluation.interval
-    final = iteration == config.training.iterations
-    if interval and (iteration % interval == 0 or final) and not stopping:
-        with bar(total=evaluator.tests, desc=f"{iteration} evaluate", unit="test") as pbar:
-            entries, points, best = evaluator.evaluate(
-                state.train_state.params, best, iteration, step, eval_key,
-                after_test=lambda: pbar.update(1))
-
-    elapsed = time.perf_counter() - started
-    counters = _Counters(
-        positions_generated=counters.positions_generated + played.positions,
-        games_played=counters.games_played + played.games_finished,
-        samples_seen=counters.samples_seen + trained.steps * config.training.batch_size,
-        wall_time_s=counters.wall_time_s + elapsed,
-    )
-    losses_seen = trained.losses
     mean_losses = (
-        {field: float(sum(getattr(l, field) for l in losses_seen) / len(losses_seen))
+        {field: float(sum(getattr(l, field) for l in trained.losses) / len(trained.losses))
          for field in ("total", "policy", "value")}
-        if losses_seen else {"total": None, "policy": None, "value": None}
+        if trained.losses else {"total": None, "policy": None, "value": None}
     )
     learning_rate = float(trainer.schedule(max(step - 1, 0)))
     positions_per_s, games_per_s = played.positions / selfplay_s, played.games_finished / selfplay_s
@@ -337,8 +393,8 @@ def _iteration(trainer, evaluator, state, stats, counters, best, iteration, last
     if config.common.log_level in ("debug", "info"):
         tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
                                  learning_rate, positions_per_s, games_per_s,
-                                 entries, points, counters.wall_time_s), file=out)
-    return state, stats, counters, best, stopping
+                                 entries, points, counters.wall_time_s), file=context.out)
+    return stats
 
 
 def _summary_line(iteration, iterations, step, losses, learning_rate, positions_per_s,
