@@ -18,15 +18,24 @@ Rules shared by every game (implemented once, in `make_step`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-State = Any  # a game's own frozen state dataclass (see each game module)
 Array = jax.Array
+
+
+class State(Protocol):
+    """What every game's state holds (the module docstring gives the rules); each game's own
+    frozen dataclass adds its board. Batched states add a leading axis to every field."""
+
+    current_player: Array  # int32[]
+    legal_action_mask: Array  # bool[A]
+    terminated: Array  # bool[]
+    rewards: Array  # float32[2]
 
 BoardKind = Literal["grid", "drop_column"]
 
