@@ -317,9 +317,12 @@ def test_evaluate_an_exported_model(tmp_path):
     params = nets.init_params(network, game, jax.random.key(1))
     export.export_model(game, network, params, cfg.model, tmp_path, step=5, iteration=2,
                         opset=cfg.export.onnx_opset, ir_version=cfg.export.onnx_ir_version)
+    started = time.perf_counter()
     result = measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0, exhaustive=True)
+    wall = time.perf_counter() - started
     agent = agents.search_agent(game, network.apply, params, 0, cfg.mcts.c_puct)
     assert result["iteration"] == 2
+    assert 0 < result["search_seconds"] < wall  # the play alone, without loading or compiling
     assert result["optimal_rate"] == position_sets.tictactoe_exhaustive(
         agent, key=jax.random.key(cfg.common.seed))["optimal_rate"]
     # A model folder as the opponent: the raw network is deterministic, so against itself

@@ -2,15 +2,28 @@
 
     evaluate(config, model_dir_or_run_dir="site/models/connect4", sims=128,
              positions="connect4/Test_L2_R1.jsonl")   # {"mistake_rate": ..., "iteration": ...}
+
+The result also says how long the measure's play took, JAX's tracing and compilation left out
+(`search_seconds`), so that search costs compare across simulation counts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
+
 import jax
+import jax.monitoring
 
 from cartridge_jax.config import Config
 from cartridge_jax.evaluation import agents, arena, position_sets
 from cartridge_jax.model import load
+
+# JAX's compile-phase events (jax.monitoring): tracing, lowering, backend compilation.
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
 
 
 def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, positions=None,
@@ -43,10 +56,33 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
         opponent_moves = agents.opponent_agent(game, opponent, simulations=sims,
                                                c_puct=config.mcts.c_puct)
         result["opponent"] = opponent
-        result.update(arena.match_summary(game, agent, opponent_moves, games, key))
-        return result
-    if positions is not None:
-        result["positions"] = str(positions)
-    result.update(position_sets.load_benchmark(game, "exhaustive" if exhaustive else positions)
-                  .measure(agent, key))
+        with _play_seconds() as seconds:
+            result.update(arena.match_summary(game, agent, opponent_moves, games, key))
+    else:
+        if positions is not None:
+            result["positions"] = str(positions)
+        benchmark = position_sets.load_benchmark(game, "exhaustive" if exhaustive else positions)
+        with _play_seconds() as seconds:
+            result.update(benchmark.measure(agent, key))
+    result["search_seconds"] = seconds[0]
     return result
+
+
+@contextlib.contextmanager
+def _play_seconds() -> Iterator[list[float]]:
+    """Yields a list that holds, once the block ends, its wall time less the time JAX spent
+    tracing and compiling inside it."""
+    compiling = []
+
+    def listener(event: str, duration: float, **_) -> None:
+        if event in _COMPILE_EVENTS:
+            compiling.append(duration)
+
+    seconds = []
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    started = time.perf_counter()
+    try:
+        yield seconds
+    finally:
+        seconds.append(max(time.perf_counter() - started - sum(compiling), 0.0))
+        jax.monitoring.unregister_event_duration_listener(listener)
