@@ -1,6 +1,7 @@
 """Evaluation measures against hand-computed values: fixed agents, small slices of the refdata."""
 
 import json
+import time
 from importlib import resources
 
 import jax
@@ -299,6 +300,7 @@ def test_evaluate_a_run_directory(run_dir):
     result = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, exhaustive=True)
     agent = agents.search_agent(trainer.game, trainer.network.apply, params, 0, cfg.mcts.c_puct)
     expected = position_sets.tictactoe_exhaustive(agent, key=jax.random.key(cfg.common.seed))
+    assert result.pop("search_seconds") > 0
     assert result == {"game": "tictactoe", "model": path, "iteration": 3, "simulations": 0,
                       **expected}
     match = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, opponent="perfect")
