@@ -100,6 +100,7 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
                                   **suite_measure.eval_args())
         result.pop("model", None)  # a temporary path while shipping; `command` names the model
         result.pop("positions", None)
+        result.pop("search_seconds", None)  # a timing of this machine, not a measure of strength
         result["measure"] = suite_measure.name
         result["command"] = suite_measure.command(f"site/models/{config.common.game}", sims)
         progress(f"  {suite_measure.name}: " + ", ".join(
