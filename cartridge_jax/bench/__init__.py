@@ -7,7 +7,9 @@ Suites (`--suite`, comma-separated, or "all"):
   iteration  one training iteration phase by phase: self-play, training, evaluation, export,
              checkpoint, compilation; peak memory, replay bytes per position;
   scaling    self-play positions/s and training steps/s on 1, 2, 4, ... of this process's
-             devices (on a CPU, simulate them: XLA_FLAGS=--xla_force_host_platform_device_count=4).
+             devices (on a CPU, simulate them: XLA_FLAGS=--xla_force_host_platform_device_count=4);
+  search     milliseconds per simulation of one batched search against simulations and batch
+             size, ours (model.tree_search) next to mctx's, zero-cost and preset networks.
 The iteration suite measures the configuration that `train` would use (presets, --config,
 --section.key flags); the others measure each game's presets (see bench/presets.py).
 """
@@ -31,6 +33,7 @@ from cartridge_jax.bench import (
     random_play,
     report,
     scaling,
+    search,
     selfplay,
 )
 from cartridge_jax.config import Config
@@ -52,6 +55,7 @@ SUITES = {
     "iteration": Suite("iteration", "One training iteration, seconds per phase", iteration.TABLE,
                        iteration.table_rows),
     "scaling": Suite("scaling", "Scaling over devices (global batches fixed)", scaling.TABLE),
+    "search": Suite("search", "Search, milliseconds per simulation", search.TABLE),
 }
 
 
@@ -69,6 +73,9 @@ def _run_suite(name: str, args: argparse.Namespace,
     if name == "scaling":
         return scaling.measure(args.games, nets, args.repeats, games=args.selfplay_games,
                                moves=args.selfplay_moves, train_steps=args.learner_steps)
+    if name == "search":
+        return search.measure(args.games, nets, args.search_sims, args.search_batches,
+                              args.repeats, not args.no_mctx)
     return iteration.measure([load_config(game) for game in args.games])
 
 
@@ -138,7 +145,7 @@ def _name_list(choices: list[str], what: str, allow_all: bool = False):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", type=_name_list(list(SUITES), "suite", allow_all=True),
                         default=["games"], help="comma-separated suites: games, selfplay, "
-                        "learner, iteration, scaling, or all (default: games)")
+                        "learner, iteration, scaling, search, or all (default: games)")
     parser.add_argument("--games", type=_name_list(games.names(), "game"), default=games.names(),
                         help="comma-separated games (default: all)")
     parser.add_argument("--repeats", type=_positive_int, default=3,
@@ -166,3 +173,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", choices=("float32", "bfloat16"),
                        help="selfplay and learner: the networks' compute dtype (default: each "
                        "preset's)")
+    group = parser.add_argument_group("suite search")
+    group.add_argument("--search-sims", type=_int_list, default=[16, 64, 128, 256, 512, 1024],
+                       help="simulations of the simulations sweep (default: "
+                       "16,64,128,256,512,1024)")
+    group.add_argument("--search-batches", type=_int_list, default=[1, 16, 128, 1024, 4096],
+                       help="batch sizes of the batch sweep (default: 1,16,128,1024,4096)")
+    group.add_argument("--no-mctx", action="store_true", help="time our search alone")

@@ -7,9 +7,15 @@ import pathlib
 from typing import Any, Sequence
 
 from cartridge_jax._files import atomic_write_bytes
+from cartridge_jax.bench.search import SWEEP_BATCH
 from cartridge_jax.config import ConfigError
 
 Column = tuple[str, str, str]  # (header, row key, format)
+
+
+def _series(row: dict[str, Any]) -> tuple[str, str]:
+    """The line a plotted row belongs to: (game or search policy, network)."""
+    return row.get("game", row.get("policy", "")), row.get("network", "")
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:
@@ -33,8 +39,8 @@ def device_text(info: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: pathlib.Path) -> None:
-    """Random-play steps/s against batch size, and self-play positions/s against simulations
-    (ours solid, pgx dashed), into a PNG at `path`."""
+    """Random-play steps/s against batch size, self-play positions/s and search milliseconds per
+    simulation against simulations (ours solid, pgx or mctx dashed), into a PNG at `path`."""
     try:
         import matplotlib
     except ImportError:
@@ -47,19 +53,22 @@ def plot(result: dict[str, Any], path: pathlib.Path) -> None:
         ("random_play", "batch_size", "steps_per_s", "games in the batch", "random-play steps/s"),
         ("selfplay", "simulations", "positions_per_s", "simulations per move",
          "self-play positions/s"),
+        ("search", "simulations", "ms_per_sim", "simulations per search (128 games)",
+         "milliseconds per simulation"),
     ) if result.get(suite)]
     if not panels:
         return
     figure, axes = pyplot.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     for axis, (suite, x_key, y_key, x_label, y_label) in zip(axes[0], panels):
         rows = result[suite]
-        series = sorted({(row["game"], row.get("network", "")) for row in rows}, key=str)
-        for index, (game, network) in enumerate(series):
-            points = [row for row in rows
-                      if (row["game"], row.get("network", "")) == (game, network)]
-            label = f"{game} {network}".strip()
+        if suite == "search":  # the simulations sweep; the batch sweep is in the table
+            rows = [row for row in rows if row["batch"] == SWEEP_BATCH]
+        series = sorted({_series(row) for row in rows}, key=str)
+        for index, name in enumerate(series):
+            points = [row for row in rows if _series(row) == name]
+            label = " ".join(part for part in name if part)
             color = f"C{index}"
-            for who, style in (("ours", "-"), ("pgx", "--")):
+            for who, style in (("ours", "-"), ("pgx", "--"), ("mctx", "--")):
                 if f"{who}_{y_key}" in points[0]:
                     axis.plot([row[x_key] for row in points],
                               [row[f"{who}_{y_key}"] for row in points],
@@ -70,7 +79,7 @@ def plot(result: dict[str, Any], path: pathlib.Path) -> None:
         axis.set_ylabel(y_label)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
-    figure.suptitle("cartridge-jax (solid) against pgx (dashed)")
+    figure.suptitle("cartridge-jax (solid) against pgx or mctx (dashed)")
     figure.tight_layout()
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=120)

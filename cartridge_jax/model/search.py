@@ -1,4 +1,6 @@
-"""mctx glue: the network as MuZero root and recurrent functions over the real game rules.
+"""The searches: the network as MuZero root and recurrent functions over the real game rules,
+searched by `tree_search` (mctx's algorithms and results, at a cost per simulation that does not
+grow with the tree; see that module).
 
 Two-player zero-sum games fit mctx's single-agent search through the discount: every edge has
 discount -1, so a child's value (from the child's side to move) becomes the parent's with the
@@ -23,6 +25,7 @@ from flax import struct
 
 from cartridge_jax.config import MctsConfig
 from cartridge_jax.games import Game, State
+from cartridge_jax.model import tree_search
 
 # (params, observations [B, rows, cols, planes]) -> (policy_logits [B, A], value [B])
 ApplyFn = Callable[..., tuple[jax.Array, jax.Array]]
@@ -96,7 +99,7 @@ def selfplay_search(
     recurrent_fn = make_recurrent_fn(game, apply_fn)
     invalid_actions = ~states.legal_action_mask
     if mcts.search == "gumbel":
-        output = mctx.gumbel_muzero_policy(
+        output = tree_search.gumbel_muzero_policy(
             params,
             key,
             root,
@@ -110,7 +113,7 @@ def selfplay_search(
         temperature = jnp.where(
             move_number < mcts.temperature_drop_move, mcts.temperature, mcts.final_temperature
         )
-        output = mctx.muzero_policy(
+        output = tree_search.muzero_policy(
             params,
             key,
             root,
@@ -161,7 +164,7 @@ def agent_search(
             policy_target=probs,
             root_value=root.value,
         )
-    output = mctx.muzero_policy(
+    output = tree_search.muzero_policy(
         params,
         key,
         root,
