@@ -25,7 +25,9 @@ import pytest
 from helpers import TINY_TOML
 
 from cartridge_jax import config as config_lib
+from cartridge_jax.evaluation import agents, position_sets
 from cartridge_jax.evaluation.evaluator import Evaluator
+from cartridge_jax.model import load
 from cartridge_jax.run import checkpoint as checkpoint_lib
 from cartridge_jax.run import stats as stats_lib
 from cartridge_jax.run.checkpoint import Checkpoints
@@ -327,11 +329,18 @@ def test_periodic_snapshots(tiny_toml, tmp_path):
 def test_benchmarks_are_recorded(tiny_toml, tmp_path):
     stats, output = _train(tiny_toml, tmp_path / "run", iterations=1,
                            **{"evaluation.benchmarks": '["exhaustive"]'})
-    (point,) = stats.benchmarks
+    point, raw = stats.benchmarks
     assert (point.iteration, point.name, point.metric) == (1, "tictactoe/exhaustive",
                                                             "optimal_rate")
     assert 0 < point.value < 1
     assert f"exhaustive optimal_rate {point.value:.3f}" in output
+    # The raw network's measure too: its most likely move in every position, recomputed here.
+    assert (raw.iteration, raw.name, raw.metric) == (1, "tictactoe/exhaustive",
+                                                      "raw_optimal_rate")
+    model = load.load_model(tmp_path / "run")
+    raw_network = agents.search_agent(model.game, model.network.apply, model.params, 0, 1.0)
+    expected = position_sets.tictactoe_exhaustive(raw_network, key=jax.random.key(0))
+    assert raw.value == expected["optimal_rate"]
 
 
 @pytest.mark.slow

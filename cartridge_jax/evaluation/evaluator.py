@@ -1,5 +1,8 @@
 """The training run's evaluation: matches against the configured opponents and the best network
-so far, then the benchmark position sets, every `evaluation.interval` iterations.
+so far, then the benchmark position sets, every `evaluation.interval` iterations. Each set is measured
+twice: by the agent (its metrics, e.g. "mistake_rate") and by the raw network's most likely
+move ("raw_mistake_rate"; one forward pass per position, next to free), so a run shows what the
+network learned and what search adds to it.
 
     evaluator = Evaluator(config, game, network.apply, mesh)
     entries, points, best = evaluator.evaluate(params, best, iteration, step, key)
@@ -116,9 +119,13 @@ class Evaluator:
             results[name] = self.match(params, best.params, index,
                                        jax.random.fold_in(match_key, index))
             after_test()
+        raw_network = agents.search_agent(self.game, self.apply_fn, params, 0, 1.0)
         for index, positions in enumerate(self.benchmarks):
-            measures[positions.name] = positions.measure(
-                self.agent(params), jax.random.fold_in(benchmark_key, index), mesh=self.mesh)
+            set_key = jax.random.fold_in(benchmark_key, index)
+            raw = positions.measure(raw_network, set_key, mesh=self.mesh)
+            measures[positions.name] = {
+                **positions.measure(self.agent(params), set_key, mesh=self.mesh),
+                **{f"raw_{metric}": value for metric, value in raw.items() if metric != "n"}}
             after_test()
         promoted = results[BEST].score >= self.config.evaluation.win_threshold
         entries = [

@@ -163,7 +163,9 @@ class BenchmarkPoint(BaseModel):
     )
     metric: str = Field(
         description='what value measures: "mistake_rate", "optimal_rate" (Connect 4, '
-        'TicTacToe), "best_move_rate", "mean_disc_loss", "unknown_move_rate" (Othello)'
+        'TicTacToe), "best_move_rate", "mean_disc_loss", "unknown_move_rate" (Othello), by the '
+        'agent at evaluation.simulations; "raw_" before one of them: the same measure of the '
+        "raw network's most likely move (no search)"
     )
     value: _Float = Field(None, description="the measurement, in the unit the metric names")
 

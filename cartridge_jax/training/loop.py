@@ -412,7 +412,11 @@ def _summary_line(iteration, iterations, step, losses, learning_rate, positions_
     shown = {}  # the first measure of each benchmark set, e.g. its mistake rate
     for point in points:
         shown.setdefault(point.name, point)
-    parts += [f"{point.name.split('/')[-1]} {point.metric} {point.value:.3f}"
-              for point in shown.values() if point.value is not None]
+    values = {(point.name, point.metric): point.value for point in points}
+    for point in shown.values():
+        if point.value is not None:
+            raw = values.get((point.name, f"raw_{point.metric}"))
+            raw_text = f" (raw {raw:.3f})" if raw is not None else ""
+            parts.append(f"{point.name.split('/')[-1]} {point.metric} {point.value:.3f}{raw_text}")
     parts.append(f"{wall_time_s:.1f} s")
     return " | ".join(parts)
