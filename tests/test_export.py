@@ -305,3 +305,14 @@ def test_export_command_errors_are_one_line_with_status_2(run_cli, tmp_path, pro
 def test_export_command_has_help(run_cli):
     status, out, _ = run_cli("export", "--help")
     assert status == 0 and "RUN_DIR" in out and "--out" in out
+
+
+def test_jax2onnx_still_has_the_plugin_loading_hook():
+    """export._load_plugin_families loads only the jax and flax plugin families through these
+    names; a jax2onnx without them would silently load every family again (~5 s more)."""
+    from jax2onnx.plugins import plugin_system
+
+    assert callable(plugin_system._import_tree)
+    assert isinstance(plugin_system._already_imported_plugins, bool)
+    root = pathlib.Path(plugin_system.__file__).parent
+    assert all((root / family).is_dir() for family in export.PLUGIN_FAMILIES)
