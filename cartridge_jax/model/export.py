@@ -235,10 +235,9 @@ def _load_plugin_families(families: tuple[str, ...]) -> None:
 def _cache_every_compilation():
     """Keeps even quick compilations in JAX's persistent cache (when one is configured).
 
-    jax2onnx's first conversion in a process imports all its plugins, and some build example
-    modules at import: ~70 tiny XLA compilations, ~7 s of the ~10 s a first export takes on a
-    CPU. Each is below the usual caching threshold; cached, the next process's first export
-    takes ~2 s.
+    jax2onnx's first conversion in a process imports its plugins, some of which build example
+    modules at import: many tiny XLA compilations, each below the usual caching threshold.
+    Cached, the next process's first export skips them.
     """
     if not jax.config.jax_compilation_cache_dir:
         yield
