@@ -7,7 +7,7 @@ visit counts, actions, action weights and values. The returned `search_tree` is 
 Why not mctx itself: mctx writes its search for ONE game and `jax.vmap`s it. Its backward pass
 is a `lax.while_loop` whose trip count (the leaf's depth) differs between games; a vmapped
 while loop runs until every game is done and, at each step, keeps the finished games' state
-with `select(done, old_tree, new_tree)` over the WHOLE carried tree. That select reads the old
+with `select(done, new_tree, old_tree)` over the WHOLE carried tree. That select reads the old
 tree after the scatter has written the new one, so XLA also copies every updated tree array
 before scattering into it. In the optimised HLO (B=128, S=512, A=7) the backward loop body has:
 
@@ -22,20 +22,31 @@ so every backward step of every simulation reads and writes the whole tree: O(B 
 step instead of O(B).
 
 Here the search is written for the batch from the start:
-  * The tree is carried by the simulation loop; every update is one batch-major scatter
-    `x.at[batch, node(, action)].set(...)` into the carried buffer, which XLA does in place.
-  * Selection reads only the rows of the current nodes (`[B, A]` gathers), never the tree.
-  * Traversal is one loop over depth for the whole batch. Its loop state is per game and
-    small (`[B]`); a game that has stopped keeps its node and action with a `[B]` select.
-  * The backward pass is one loop over depth for the whole batch. A game whose path is done
-    writes to an out-of-range row, which the scatter drops (`mode="drop"`), so no select over
-    the tree is needed.
-  * Per-node embeddings (any pytree, `[B, N, ...]`) are gathered and scattered the same way.
+  * The tree is one table `[N, B, R]` (`_Layout`): node-major, one row per node holding all
+    its fields. It is carried by the simulation loop and only ever updated in place: the
+    node a simulation adds is one `dynamic_update_slice` of row `sim + 1` for every game,
+    the other updates are scatters of a few elements per game.
+  * The walk from the root is one loop over depth for the whole batch; each step gathers the
+    current node's row of each game (`[B, R]`) and records the path. Selection and the
+    Q-transforms read only those rows.
+  * The backward pass is one loop over depth that reads the recorded path, not the table,
+    and scatters 4 elements per game. A game whose path is shorter writes to an
+    out-of-range row, which the scatter drops (`mode="drop"`), so nothing selects over the
+    table.
+  * Per-node embeddings (any pytree, `[N, B, ...]`) are gathered and written the same way.
+  * The `mctx.Tree` (`[B, N, ...]`) is unpacked from the table once, after the search.
 
 Only `mctx`'s public types (`RootFnOutput`, `RecurrentFnOutput`, `PolicyOutput`, `Tree`,
 `GumbelMuZeroExtraData`) and public Q-transforms are used. Q-transforms are written for one
 game's tree and a node index; they are given a batch of one-node trees (the gathered rows of
 the current nodes), which they read exactly as they would read the full tree.
+
+Exactness: every quantity is computed with mctx's expressions, on the same dtypes, in the
+same order, so XLA emits the same floating-point operations. One thing is outside the
+source's control: on CPU, LLVM contracts a multiply and a dependent add into one fused
+multiply-add when both are in the same kernel, which rounds once instead of twice. mctx's
+backward pass computes `(value * count + leaf) / (count + 1)` in one kernel; so does this one
+(see the comment at the `path` buffer), and the tests compare the trees bit for bit.
 """
 
 from __future__ import annotations
@@ -43,7 +54,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -56,7 +68,7 @@ Tree = mctx.Tree
 # (tree of one game, node index) -> Q-values [A], e.g. mctx.qtransform_by_parent_and_siblings
 QTransform = Callable[[Tree, chex.Numeric], chex.Array]
 # (keys [B] or None, nodes: a batch of one-node trees) -> action int32[B]
-SelectionFn = Callable[[Optional[jax.Array], Tree], jax.Array]
+SelectionFn = Callable[[jax.Array | None, Tree], jax.Array]
 
 
 def muzero_policy(
@@ -65,8 +77,8 @@ def muzero_policy(
     root: mctx.RootFnOutput,
     recurrent_fn: mctx.RecurrentFn,
     num_simulations: int,
-    invalid_actions: Optional[chex.Array] = None,
-    max_depth: Optional[int] = None,
+    invalid_actions: chex.Array | None = None,
+    max_depth: int | None = None,
     loop_fn: mctx.LoopFn = jax.lax.fori_loop,
     *,
     qtransform: QTransform = mctx.qtransform_by_parent_and_siblings,
@@ -147,8 +159,8 @@ def gumbel_muzero_policy(
     root: mctx.RootFnOutput,
     recurrent_fn: mctx.RecurrentFn,
     num_simulations: int,
-    invalid_actions: Optional[chex.Array] = None,
-    max_depth: Optional[int] = None,
+    invalid_actions: chex.Array | None = None,
+    max_depth: int | None = None,
     loop_fn: mctx.LoopFn = jax.lax.fori_loop,
     *,
     qtransform: QTransform = mctx.qtransform_completed_by_mix_value,
@@ -228,8 +240,8 @@ def search(
     root_selection_fn: SelectionFn,
     interior_selection_fn: SelectionFn,
     num_simulations: int,
-    max_depth: Optional[int] = None,
-    invalid_actions: Optional[chex.Array] = None,
+    max_depth: int | None = None,
+    invalid_actions: chex.Array | None = None,
     extra_data: Any = None,
     selection_uses_keys: bool,
     loop_fn: mctx.LoopFn = jax.lax.fori_loop,
@@ -253,7 +265,9 @@ def search(
         invalid_actions = jnp.zeros_like(root.prior_logits)
     layout = _Layout(num_actions, root.value.dtype, root.prior_logits.dtype)
     if num_simulations + 1 >= layout.max_exact_int:
-        raise ValueError(f"num_simulations = {num_simulations}: too many for a {layout.dtype} table")
+        raise ValueError(
+            f"num_simulations = {num_simulations}: too many for a {layout.dtype} table"
+        )
     num_nodes = num_simulations + 1
 
     root_row = layout.rows(
@@ -269,13 +283,11 @@ def search(
         lambda x: jnp.zeros((num_nodes,) + x.shape, x.dtype).at[Tree.ROOT_INDEX].set(x),
         root.embedding,
     )  # [N, B, ...]
-    # A walk has at most min(max_depth, num_simulations) edges; the backward pass reads them
-    # in whole chunks. At least two chunks: with one, XLA would see the backward pass read a
-    # loop-invariant chunk and hoist `node_value * count` out of its loop, splitting the
-    # multiply-add that mctx's kernel fuses (and rounds once).
-    num_chunks = max(2, -(-min(max_depth, num_simulations) // _BACKWARD_LEVELS))
+    # A walk has at most min(max_depth, num_simulations) edges. At least two rows: with one,
+    # XLA would see the backward pass read a loop-invariant row and hoist `node_value * count`
+    # out of its loop, splitting the multiply-add that mctx's kernel fuses (and rounds once).
     path = jnp.zeros(
-        (num_chunks * _BACKWARD_LEVELS, batch_size, len(_PATH_COLUMNS)), layout.dtype
+        (max(2, min(max_depth, num_simulations)), batch_size, len(_PATH_COLUMNS)), layout.dtype
     )  # [D, B, 7]
 
     def view(rows):
@@ -335,21 +347,19 @@ _EDGE_FIELDS = (
 )
 _INT_FIELDS = ("node_visits", "parents", "action_from_parent", "children_index", "children_visits")
 # The fields of a node never expanded.
-_EMPTY = dict(
-    node_visits=0,
-    raw_values=0,
-    node_values=0,
-    parents=Tree.NO_PARENT,
-    action_from_parent=Tree.NO_PARENT,
-    children_index=Tree.UNVISITED,
-    children_prior_logits=0,
-    children_values=0,
-    children_visits=0,
-    children_rewards=0,
-    children_discounts=0,
-)
-# The backward pass updates this many levels of a path per iteration (one scatter).
-_BACKWARD_LEVELS = 4
+_EMPTY = {
+    "node_visits": 0,
+    "raw_values": 0,
+    "node_values": 0,
+    "parents": Tree.NO_PARENT,
+    "action_from_parent": Tree.NO_PARENT,
+    "children_index": Tree.UNVISITED,
+    "children_prior_logits": 0,
+    "children_values": 0,
+    "children_visits": 0,
+    "children_rewards": 0,
+    "children_discounts": 0,
+}
 # What a walk records at each depth for the backward pass: the node, the action taken there,
 # and the statistics the backward pass reads (unchanged between the walk and the backward).
 _PATH_COLUMNS = (
@@ -401,7 +411,7 @@ class _Layout:
             return jnp.int32
         return self.logits_dtype if name == "children_prior_logits" else self.value_dtype
 
-    def column(self, name: str, action: Optional[chex.Array] = None):
+    def column(self, name: str, action: chex.Array | None = None):
         """The column of a node field, or of an edge field at `action` (all of them if None)."""
         if name in _NODE_FIELDS:
             return _NODE_FIELDS.index(name)
@@ -448,7 +458,7 @@ class _Walk(NamedTuple):
 
 
 def _traverse(
-    keys: Optional[jax.Array],
+    keys: jax.Array | None,
     table: chex.Array,
     path: chex.Array,
     layout: _Layout,
@@ -540,13 +550,13 @@ def _expand(
     chex.assert_shape(step.prior_logits, [batch_size, layout.num_actions])
     chex.assert_shape([step.reward, step.discount, step.value], [batch_size])
 
-    evaluated = dict(
-        raw_values=step.value,
-        node_values=step.value,
-        parents=walk.parent,
-        action_from_parent=walk.action,
-        children_prior_logits=step.prior_logits,
-    )
+    evaluated = {
+        "raw_values": step.value,
+        "node_values": step.value,
+        "parents": walk.parent,
+        "action_from_parent": walk.action,
+        "children_prior_logits": step.prior_logits,
+    }
     row = layout.rows((batch_size,), node_visits=1, **evaluated)  # [B, R]
     if revisits:
         revisit = walk.child != Tree.UNVISITED  # [B]
@@ -575,7 +585,11 @@ def _expand(
         embedding,
     )
     # The edge to the child.
-    edge = dict(children_index=child, children_rewards=step.reward, children_discounts=step.discount)
+    edge = {
+        "children_index": child,
+        "children_rewards": step.reward,
+        "children_discounts": step.discount,
+    }
     columns = layout.columns(edge, walk.action)  # [B, 3]
     values = jnp.stack([layout.store(name, field) for name, field in edge.items()], axis=-1)
     table = _set(table, (walk.parent[:, None], batch[:, None], columns), values)
@@ -589,15 +603,11 @@ def _backward(
     step: mctx.RecurrentFnOutput,
     layout: _Layout,
 ) -> chex.Array:
-    """Backs each game's new value up its path `[D, B, 7]` to the root.
+    """Backs each game's new value up its path `[D, B, 7]` to the root, one depth at a time.
 
     Every node on the path gets one more visit and the running mean of the returns through
     it; every edge one more visit and its child's new mean value. The walk recorded the
     statistics this reads; only the last edge's reward and discount are new (`step`).
-
-    The levels are processed `_BACKWARD_LEVELS` at a time, deepest first, with one scatter
-    per chunk: the per-iteration cost of a loop on CPU (a few kernel launches, and a scatter
-    into the table that XLA splits into parallel tasks) is larger than the arithmetic.
     """
     batch = jnp.arange(length.shape[0])
     num_nodes = table.shape[0]
@@ -610,50 +620,37 @@ def _backward(
         return state[0] >= 0
 
     def body(state):
-        chunk, table, value, child_value = state
-        records = jax.lax.dynamic_slice_in_dim(
-            path, chunk * _BACKWARD_LEVELS, _BACKWARD_LEVELS, axis=0
-        )  # [K, B, 7]
-        rows, columns, updates = [], [], []
-        for level in reversed(range(_BACKWARD_LEVELS)):
-            record = {name: records[level, :, i] for i, name in enumerate(_PATH_COLUMNS)}
-            depth = chunk * _BACKWARD_LEVELS + level
-            node = record["node"].astype(jnp.int32)
-            action = record["action"].astype(jnp.int32)
-            count = record["node_visits"].astype(jnp.int32)
-            on_path = depth < length  # [B]
-            is_last = depth == length - 1
-            reward = jnp.where(
-                is_last, last_reward, record["children_rewards"].astype(value.dtype)
-            )
-            discount = jnp.where(
-                is_last, last_discount, record["children_discounts"].astype(value.dtype)
-            )
-            # The return seen from `node`, and its new running mean.
-            value = jnp.where(on_path, reward + discount * value, value)
-            node_value = record["node_values"].astype(value.dtype)
-            parent_value = (node_value * count + value) / (count + 1.0)
-            update = dict(
-                node_visits=count + 1,
-                node_values=parent_value,
-                children_values=child_value,
-                children_visits=record["children_visits"].astype(jnp.int32) + 1,
-            )
-            # The levels past a game's path write to row `num_nodes`, which the scatter drops.
-            rows.append(jnp.where(on_path, node, num_nodes))
-            columns.append(layout.columns(update, action))  # [B, 4]
-            updates.append(
-                jnp.stack([layout.store(name, field) for name, field in update.items()], -1)
-            )
-            child_value = jnp.where(on_path, parent_value, child_value)
-        rows = jnp.stack(rows, axis=-1)  # [B, K]
-        table = table.at[rows[:, :, None], batch[:, None, None], jnp.stack(columns, axis=1)].set(
-            jnp.stack(updates, axis=1), mode="drop"
-        )  # [B, K, 4] updates
-        return chunk - 1, table, value, child_value
+        depth, table, value, child_value = state
+        record = jax.lax.dynamic_index_in_dim(path, depth, axis=0, keepdims=False)  # [B, 7]
+        record = {name: record[:, i] for i, name in enumerate(_PATH_COLUMNS)}
+        node = record["node"].astype(jnp.int32)
+        action = record["action"].astype(jnp.int32)
+        count = record["node_visits"].astype(jnp.int32)
+        on_path = depth < length  # [B]
+        is_last = depth == length - 1
+        reward = jnp.where(is_last, last_reward, record["children_rewards"].astype(value.dtype))
+        discount = jnp.where(
+            is_last, last_discount, record["children_discounts"].astype(value.dtype)
+        )
+        # The return seen from `node`, and its new running mean.
+        value = jnp.where(on_path, reward + discount * value, value)
+        node_value = record["node_values"].astype(value.dtype)
+        parent_value = (node_value * count + value) / (count + 1.0)
+        updates = {
+            "node_visits": count + 1,
+            "node_values": parent_value,
+            "children_values": child_value,
+            "children_visits": record["children_visits"].astype(jnp.int32) + 1,
+        }
+        columns = layout.columns(updates, action)  # [B, 4]
+        values = jnp.stack([layout.store(name, field) for name, field in updates.items()], -1)
+        # The games whose path is shorter write to row `num_nodes`, which the scatter drops.
+        row = jnp.where(on_path, node, num_nodes)
+        table = _set(table, (row[:, None], batch[:, None], columns), values)
+        child_value = jnp.where(on_path, parent_value, child_value)
+        return depth - 1, table, value, child_value
 
-    num_chunks = (jnp.max(length) + _BACKWARD_LEVELS - 1) // _BACKWARD_LEVELS
-    state = (num_chunks - 1, table, leaf_value, leaf_value)
+    state = (jnp.max(length) - 1, table, leaf_value, leaf_value)
     return jax.lax.while_loop(cond, body, state)[1]
 
 
@@ -776,14 +773,14 @@ def _considered_visits_table(max_num_considered_actions: int, num_simulations: i
     return table
 
 
-def _masked_argmax(scores: chex.Array, invalid_actions: Optional[chex.Array]) -> chex.Array:
+def _masked_argmax(scores: chex.Array, invalid_actions: chex.Array | None) -> chex.Array:
     """The best valid action `[B]` (action 0 when none is valid)."""
     if invalid_actions is not None:
         scores = jnp.where(invalid_actions, -jnp.inf, scores)
     return jnp.argmax(scores, axis=-1).astype(jnp.int32)
 
 
-def _mask_invalid_actions(logits: chex.Array, invalid_actions: Optional[chex.Array]):
+def _mask_invalid_actions(logits: chex.Array, invalid_actions: chex.Array | None):
     """Logits with the invalid actions at the dtype's minimum, after subtracting the max.
 
     A finite minimum rather than -inf: when every action is invalid (a terminal state) a
