@@ -150,7 +150,17 @@ def test_a_perturbed_search_fails_the_comparison():
 # --- cost: no whole-tree work inside the search's loops ---------------------------------------
 
 BATCH, SIMULATIONS, ACTIONS = 128, 512, 7
-TREE_SHAPES = (f"[{BATCH},{SIMULATIONS + 1}]", f"[{BATCH},{SIMULATIONS + 1},{ACTIONS}]")
+# Leading dimensions of tree-sized arrays: mctx's layout [B, N, ...], tree_search's node-major
+# table [N, B, fields] and its per-level path record [S, B, ...].
+TREE_PREFIXES = ((BATCH, SIMULATIONS + 1), (SIMULATIONS + 1, BATCH), (SIMULATIONS, BATCH))
+_DIMS = re.compile(r"^[a-z]+\d*\[([\d,]*)\]")
+
+
+def is_tree_sized(shape: str) -> bool:
+    """Whether an HLO array type such as `f32[513,128,47]{2,1,0}` is tree-sized."""
+    match = _DIMS.match(shape)
+    dims = tuple(int(d) for d in match.group(1).split(",") if d) if match else ()
+    return any(dims[:len(prefix)] == prefix for prefix in TREE_PREFIXES)
 
 
 def zero_cost_search(policy):
@@ -206,7 +216,7 @@ def tree_sized_work(hlo_text: str) -> list[str]:
             if not (match := _INSTRUCTION.match(line)):
                 continue  # tuple-typed: a loop, call or tuple, which names buffers
             shape, opcode = match.group(2), match.group(3)
-            if not any(shape.split("{")[0].endswith(tree) for tree in TREE_SHAPES):
+            if not is_tree_sized(shape):
                 continue
             if opcode in _IN_PLACE or opcode in _NAMES:
                 continue
