@@ -25,7 +25,7 @@ needs_pgx = pytest.mark.skipif(
 # Tiny sizes: what is tested is that each suite runs and reports, not the numbers.
 TINY_ARGS = ["--games", "tictactoe", "--batch-sizes", "8", "--steps", "4", "--repeats", "2",
              "--nets", "tiny", "--sims", "2", "--selfplay-games", "4", "--selfplay-moves", "2",
-             "--learner-steps", "2"]
+             "--learner-steps", "2", "--search-sims", "2,4", "--search-batches", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,21 @@ def test_scaling_rows(bench_output):
     assert rows[0]["selfplay_speedup"] == rows[0]["train_speedup"] == 1.0
     assert all(row["positions_per_s"] > 0 and row["steps_per_s"] > 0 for row in rows)
     assert (rows[0]["game"], rows[0]["net"], rows[0]["games"]) == ("tictactoe", "tiny", 4)
+
+
+@pytest.mark.slow
+def test_search_rows(bench_output):
+    """Both sweeps, both policies, zero-cost and preset networks; ours next to mctx."""
+    result, markdown, _ = bench_output
+    rows = result["search"]
+    assert {(row["policy"], row["network"], row["batch"], row["simulations"]) for row in rows} == {
+        (policy, network, batch, sims) for policy in ("puct", "gumbel") for network, batch, sims in
+        (("zero-cost", 128, 2), ("zero-cost", 128, 4), ("zero-cost", 2, 64),
+         ("tictactoe tiny", 128, 2), ("tictactoe tiny", 128, 4))}
+    for row in rows:
+        assert row["ours_ms_per_sim"] > 0 and row["mctx_ms_per_sim"] > 0
+        assert row["ours_over_mctx"] == pytest.approx(row["mctx_ms_per_sim"] / row["ours_ms_per_sim"])
+    assert "# Search, milliseconds per simulation" in markdown
 
 
 def test_missing_pgx_is_one_line_naming_the_extra(run_cli, monkeypatch):
