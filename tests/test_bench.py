@@ -62,7 +62,7 @@ def assert_ratios_match_speeds(row, speed):
 @pytest.mark.slow
 def test_device_and_suites_are_recorded(bench_output):
     result, markdown, png = bench_output
-    assert result["suites"] == ["games", "selfplay", "learner", "iteration", "scaling"]
+    assert result["suites"] == ["games", "selfplay", "learner", "iteration", "scaling", "search"]
     device = result["device"]
     assert {"platform", "device_kind", "device_count", "cpu", "cpu_cores", "load_average_1min",
             "jax_version", "jaxlib_version", "flax_version", "mctx_version"} <= set(device)
@@ -73,7 +73,8 @@ def test_device_and_suites_are_recorded(bench_output):
                         "# Self-play, positions/s (search + step + replay insert)",
                         "# Learner, gradient steps/s",
                         "# One training iteration, seconds per phase",
-                        "# Scaling over devices (global batches fixed)", "# Device"]
+                        "# Scaling over devices (global batches fixed)",
+                        "# Search, milliseconds per simulation", "# Device"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
