@@ -19,7 +19,7 @@ from etils import epath
 
 from cartridge_jax import config as config_lib
 from cartridge_jax import games
-from cartridge_jax.run import layout
+from cartridge_jax.run import layout, stats
 
 USAGE_ERROR = 2
 
@@ -83,7 +83,7 @@ def _config_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "config", help="print the effective configuration and where each value came from")
     parser.add_argument("--markdown", action="store_true", help="print the reference of "
-                            "every key and preset as markdown (docs/configuration.md) instead")
+                        "every key and preset as markdown (docs/configuration.md) instead")
     _add_config_flags(parser, short=("game", "seed", "preset", "run-dir"))
     parser.set_defaults(run=_cmd_config)
 
@@ -107,7 +107,7 @@ def _perft_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
     parser.add_argument("depth", metavar="DEPTH", type=int, help="number of moves")
     parser.add_argument("--divide", action="store_true", help="also print the count below "
-                           "each first move")
+                        "each first move")
     parser.set_defaults(run=_cmd_perft)
 
 
@@ -138,7 +138,7 @@ def _demo_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
     for side, default in (("first", "greedy"), ("second", "random")):
         parser.add_argument(f"--{side}", choices=("random", "greedy"), default=default,
-                              help=f"agent for the side that moves {side} (default: {default})")
+                            help=f"agent for the side that moves {side} (default: {default})")
     _add_config_flags(parser, short=("seed",))
     parser.set_defaults(run=_cmd_demo)
 
@@ -160,7 +160,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
         "stops.")
     parser.add_argument("--iterations", metavar="N", help="same as --training.iterations")
     parser.add_argument("--no-progress", action="store_true",
-                           help="no progress bars (one summary line per iteration only)")
+                        help="no progress bars (one summary line per iteration only)")
     _add_config_flags(parser, short=("game", "seed", "preset", "run-dir"))
     parser.set_defaults(run=_cmd_train)
 
@@ -177,6 +177,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     unresolved, _ = _load_config(args, **forced, **{"common.preset": "none"})
     parallel.join(unresolved.distributed)
     config, _ = _load_config(args, **forced)
+    run_dir = layout.run_dir(config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise config_lib.ConfigError(f"common.run_dir = {run_dir} is a file: name a folder for "
+                                     "the run (new or one that train wrote)")
     enable_compilation_cache()
     try:
         loop.run(config, progress=not args.no_progress)
@@ -196,7 +200,7 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
         "its stats.json; flags given here override it.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
     parser.add_argument("--out", metavar="DIR",
-                            help="output folder (default: RUN_DIR/models/<game>)")
+                        help="output folder (default: RUN_DIR/models/<game>)")
     _add_config_flags(parser, short=())
     parser.set_defaults(run=_cmd_export)
 
@@ -242,9 +246,9 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
         description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
         "of a run directory (its latest checkpoint) or an exported model folder.")
     parser.add_argument("--model", required=True, metavar="PATH",
-                          help="run directory or exported model folder (with manifest.json)")
+                        help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
-                          "evaluation.simulations; 0 = the raw network's best move)")
+                        "evaluation.simulations; 0 = the raw network's best move)")
     measure = parser.add_mutually_exclusive_group(required=True)
     measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
                          "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
@@ -255,7 +259,7 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
     measure.add_argument("--exhaustive", action="store_true",
                          help="TicTacToe: share of all reachable positions played optimally")
     parser.add_argument("--games", type=int, metavar="N",
-                          help="games of the match (even; default: evaluation.games)")
+                        help="games of the match (even; default: evaluation.games)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     _add_config_flags(parser, short=("game", "seed"))
     parser.set_defaults(run=_cmd_eval)
@@ -290,9 +294,9 @@ def _play_parser(commands: argparse._SubParsersAction) -> None:
         "help, quit. Standard input may be a pipe.")
     parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
     parser.add_argument("--model", required=True, metavar="PATH",
-                          help="run directory or exported model folder (with manifest.json)")
+                        help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
-                          "(default: evaluation.simulations; 0 = the raw network's best move)")
+                        "(default: evaluation.simulations; 0 = the raw network's best move)")
     parser.add_argument("--bot-first", action="store_true", help="the bot moves first")
     _add_config_flags(parser, short=("seed",))
     parser.set_defaults(run=_cmd_play)
@@ -323,18 +327,17 @@ def _ship_parser(commands: argparse._SubParsersAction) -> None:
         "The folder is replaced atomically.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
     parser.add_argument("--dest", metavar="DIR", help="target folder (default: "
-                          "site/models/<game>)")
+                        "site/models/<game>)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per move for the "
-                          "suite (default: evaluation.simulations of the run)")
+                        "suite (default: evaluation.simulations of the run)")
     parser.add_argument("--trained-with", metavar="COMMAND",
-                          help="the training command to record in the card")
+                        help="the training command to record in the card")
     _add_config_flags(parser, short=())
     parser.set_defaults(run=_cmd_ship)
 
 
 def _cmd_ship(args: argparse.Namespace) -> int:
     from cartridge_jax.model import export
-    from cartridge_jax.run import stats
     from cartridge_jax.web import ship, website
 
     run_dir = epath.Path(args.run_dir)
@@ -373,16 +376,16 @@ def _ladder_parser(commands: argparse._SubParsersAction) -> None:
         "--round-robin, every pair). Prints an Elo table (maximum likelihood, draws as half "
         "wins) and writes it with every match's W/D/L to --json-out.")
     parser.add_argument("--models", nargs="*", default=[], metavar="PATH",
-                            help="run directories, exported model folders or snapshot files")
+                        help="run directories, exported model folders or snapshot files")
     parser.add_argument("--snapshots", nargs="*", default=[], metavar="RUN_DIR",
-                            help="rate every parameter snapshot of these runs (oldest first)")
+                        help="rate every parameter snapshot of these runs (oldest first)")
     parser.add_argument("--opponents", default="random,greedy", metavar="NAMES",
-                            help="comma-separated opponent names, e.g. "
-                            "random,greedy,alphabeta:3,mcts-rollout:200 (default: random,greedy)")
+                        help="comma-separated opponent names, e.g. "
+                        "random,greedy,alphabeta:3,mcts-rollout:200 (default: random,greedy)")
     parser.add_argument("--games", type=int, metavar="N",
-                            help="games per match (even; default: evaluation.games)")
+                        help="games per match (even; default: evaluation.games)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per move of the "
-                            "models (default: evaluation.simulations)")
+                        "models (default: evaluation.simulations)")
     parser.add_argument("--round-robin", action="store_true", help="play every pair")
     parser.add_argument("--json-out", metavar="FILE", help="write the ratings and matches")
     _add_config_flags(parser, short=("game", "seed"))
@@ -430,17 +433,32 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
         description="Serves site/ over HTTP with RUN_DIR's exported models and stats.json in "
         "place of the shipped ones; an open page picks up each new export within seconds.")
     parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
-                           help="a run directory written by train (default: the shipped models)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+                        help="a run directory written by train (default: the shipped models)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (default: 8000; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1",
-                           help="address to listen on (default: 127.0.0.1, this machine only)")
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.set_defaults(run=_cmd_serve)
+
+
+def _port(text: str) -> int:
+    """A TCP port number for argparse: 0 (any free one) to 65535, else a one-line usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to 65535 (e.g. 8000), "
+                                         "or 0 for any free one")
+    return port
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from cartridge_jax.web import website
 
     run_dir = None if args.run_dir is None else pathlib.Path(args.run_dir)
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise config_lib.ConfigError(f"{run_dir} is a file, not a run directory: name the "
+                                     "folder that `train` wrote (its --run-dir)")
     try:
         server = website.make_server(run_dir, host=args.host, port=args.port)
     except website.SiteError as error:
@@ -490,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (config_lib.ConfigError, games.UnknownGameError) as error:
+    except (config_lib.ConfigError, games.UnknownGameError, stats.StatsError) as error:
         print(f"cartridge-jax {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

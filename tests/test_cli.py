@@ -52,9 +52,17 @@ def test_help_for_each_command(capsys, monkeypatch, tmp_path, command):
     (["eval", "--model", "nowhere", "--exhaustive"], {}, "nowhere"),
     (["eval", "--model", ".", "--exhaustive", "--opponent", "random"], {}, "--opponent"),
     (["eval", "--model", "."], {}, "--positions"),
+    (["serve", "--port", "99999"], {}, "65535"),
+    (["serve", "--port", "http"], {}, "http"),
+    (["serve", "bad.toml"], {}, "is a file"),
+    (["train", "--run-dir", "bad.toml"], {}, "is a file"),
+    (["config", "--selfplay.games", "99999999999999999999"], {}, "32-bit"),
+    (["export", "corrupt"], {}, "corrupt/stats.json"),
 ])
 def test_errors_are_one_line_with_status_2(capsys, monkeypatch, tmp_path, argv, env, needle):
     (tmp_path / "bad.toml").write_text("[training\nlearning_rate = 1\n")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "stats.json").write_text('{"game": "tictac')  # cut mid-write
     status, _, err = run(capsys, monkeypatch, tmp_path, *argv, env=env)
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err

@@ -26,14 +26,26 @@ def _list_to_tuple(value: Any) -> Any:
 
 # strict: a file's `seed = "3"` or `augment = 1` is a mistake to report, not to coerce.
 _SECTION_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
+_INT32_MAX = 2**31 - 1  # settings become int32 arrays and shapes: larger would overflow there
+
+
+class _Section(BaseModel):
+    """A section of the configuration: frozen, strict, and no integer beyond int32."""
+
+    model_config = _SECTION_CONFIG
+
+    @field_validator("*")
+    @classmethod
+    def _fits_int32(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT32_MAX:
+            raise ValueError(f"must fit a 32-bit integer (at most {_INT32_MAX:,})")
+        return value
 _PositiveInts = Annotated[tuple[Annotated[int, Field(gt=0)], ...], BeforeValidator(_list_to_tuple)]
 _Strings = Annotated[tuple[str, ...], BeforeValidator(_list_to_tuple)]
 
 
-class CommonConfig(BaseModel):
+class CommonConfig(_Section):
     """Which game, where runs live, and how chatty the logs are."""
-
-    model_config = _SECTION_CONFIG
 
     game: str = Field("tictactoe", description="Game to play: tictactoe, connect4 or othello.")
     seed: int = Field(0, ge=0, description="Seed of every random number in a run.")
@@ -64,10 +76,8 @@ class CommonConfig(BaseModel):
         return preset
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(_Section):
     """The policy-value network."""
-
-    model_config = _SECTION_CONFIG
 
     kind: Literal["auto", "mlp", "resnet"] = Field(
         "auto", description='Network family; "auto" takes the preset\'s choice.'
@@ -83,10 +93,8 @@ class ModelConfig(BaseModel):
     )
 
 
-class MctsConfig(BaseModel):
+class MctsConfig(_Section):
     """Tree search used by self-play and by the playing agent."""
-
-    model_config = _SECTION_CONFIG
 
     search: Literal["gumbel", "puct"] = Field(
         "gumbel", description="Gumbel MuZero (good with few simulations) or AlphaZero PUCT."
@@ -118,10 +126,8 @@ class MctsConfig(BaseModel):
     )
 
 
-class SelfplayConfig(BaseModel):
+class SelfplayConfig(_Section):
     """How training games are generated."""
-
-    model_config = _SECTION_CONFIG
 
     games: int = Field(256, ge=1, description="Games played in parallel.")
     random_opening_moves: int = Field(
@@ -133,10 +139,8 @@ class SelfplayConfig(BaseModel):
     augment: bool = Field(True, description="Add the board symmetries of each position to replay.")
 
 
-class TrainingConfig(BaseModel):
+class TrainingConfig(_Section):
     """The optimiser, the replay buffer and checkpoints."""
-
-    model_config = _SECTION_CONFIG
 
     iterations: int = Field(20, ge=1, description="Self-play + training iterations in a run.")
     steps_per_iteration: int = Field(100, ge=1, description="Gradient steps per iteration.")
@@ -169,10 +173,8 @@ class TrainingConfig(BaseModel):
     )
 
 
-class EvaluationConfig(BaseModel):
+class EvaluationConfig(_Section):
     """Matches that measure the agent's strength."""
-
-    model_config = _SECTION_CONFIG
 
     interval: int = Field(1, ge=0, description="Evaluate every K iterations; 0 means never.")
     games: int = Field(50, ge=1, description="Games per opponent, half with each colour "
@@ -215,20 +217,16 @@ class EvaluationConfig(BaseModel):
         return names
 
 
-class ExportConfig(BaseModel):
+class ExportConfig(_Section):
     """ONNX export of the network for the web page."""
-
-    model_config = _SECTION_CONFIG
 
     enabled: bool = Field(True, description="Export model.onnx after each checkpoint.")
     onnx_opset: int = Field(18, ge=1, le=26, description="ONNX operator set version.")
     onnx_ir_version: int = Field(10, ge=1, le=13, description="ONNX IR version of the file.")
 
 
-class DistributedConfig(BaseModel):
+class DistributedConfig(_Section):
     """Several processes (hosts) training together; all local devices are always used."""
-
-    model_config = _SECTION_CONFIG
 
     initialize: bool = Field(
         False, description="Join a multi-process run (jax.distributed.initialize); settings "
