@@ -1,6 +1,6 @@
 """The training run's evaluation: matches against the configured opponents and the best network
-so far, then the benchmark position sets, every `evaluation.interval` iterations. Each set is measured
-twice: by the agent (its metrics, e.g. "mistake_rate") and by the raw network's most likely
+so far, then the benchmark position sets, every `evaluation.interval` iterations. Each set is
+measured twice: by the agent (its metrics, e.g. "mistake_rate") and by the raw network's most likely
 move ("raw_mistake_rate"; one forward pass per position, next to free), so a run shows what the
 network learned and what search adds to it.
 
