@@ -434,7 +434,8 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
         "place of the shipped ones; an open page picks up each new export within seconds.")
     parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
                         help="a run directory written by train (default: the shipped models)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default: 8000; 0: any free one)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="port (default: 8000; 0: any free one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.set_defaults(run=_cmd_serve)

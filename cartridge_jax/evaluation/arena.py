@@ -94,7 +94,8 @@ def even_games(games: int) -> int:
 
 def match_summary(game: Game, agent: Agent, opponent: str | Agent, games: int,
                 key: jax.Array) -> dict:
-    """`games` games of `agent` against `opponent` (an agent, or the name of a built-in opponent), half with each colour.
+    """`games` games of `agent` against `opponent` (an agent, or the name of a built-in
+    opponent), half with each colour.
 
     Returns {wins, draws, losses, score (a win 1, a draw 1/2, per game), score_low, score_high
     (95% Wilson interval), games}, from the agent's view.

@@ -1,6 +1,7 @@
 """Export of a trained network: ONNX for the web page, parameters for Python.
 
-    manifest = export_model(game, network, params, config.model, layout.model_dir(run_dir, game.name),
+    manifest = export_model(game, network, params, config.model,
+                            layout.model_dir(run_dir, game.name),
                             step=..., iteration=..., opset=config.export.onnx_opset,
                             ir_version=config.export.onnx_ir_version,
                             agent=agent_settings(config))
