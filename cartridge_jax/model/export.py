@@ -137,7 +137,7 @@ def load_exported(directory: str | os.PathLike) -> tuple[games.Game, Any, nets.P
     manifest announces, or the export is for another observation encoding than this code's.
     """
     directory = epath.Path(directory)
-    manifest = _read_json(directory / MANIFEST_FILE)
+    manifest = read_manifest(directory)
     described = _read_json(directory / NETWORK_FILE)
     try:
         game = games.make(described["game"])
@@ -265,6 +265,11 @@ def _quiet_logger(name: str):
 
 def _json(data: dict) -> str:
     return json.dumps(data, indent=1) + "\n"
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest.json of an export folder; ExportError (one line) if missing or unreadable."""
+    return _read_json(epath.Path(directory) / MANIFEST_FILE)
 
 
 def _read_json(path: epath.Path) -> dict:

@@ -14,7 +14,6 @@ Every problem is a `ModelError` (a ValueError) with a one-line message.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -74,11 +73,13 @@ def model_config(path: str | os.PathLike, *, config_file: str | None = None,
     flags = dict(flags or {})
     try:
         if model_kind(path) == "export":
-            manifest = epath.Path(path) / export.MANIFEST_FILE
             try:
-                game = json.loads(manifest.read_text())["game"]
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                raise ModelError(f"{manifest} is not a readable model manifest: {error}") from None
+                game = export.read_manifest(path)["game"]
+            except export.ExportError as error:
+                raise ModelError(str(error)) from None
+            except KeyError:
+                raise ModelError(f"{epath.Path(path) / export.MANIFEST_FILE} names no game: "
+                                 "export the model again") from None
             return config_lib.load_config(config_file=config_file,
                                           flags={**flags, "common.game": game})[0]
         return layout.recorded_config(run_directory(path), config_file=config_file, flags=flags)
