@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from cartridge_jax import games
+from cartridge_jax.bench import search as search_bench
 from cartridge_jax.config import ModelConfig
 from cartridge_jax.games.base import uniform_among, where_batched
 from cartridge_jax.model import load, nets, search, tree_search
@@ -149,7 +150,7 @@ def test_a_perturbed_search_fails_the_comparison():
 
 # --- cost: no whole-tree work inside the search's loops ---------------------------------------
 
-BATCH, SIMULATIONS, ACTIONS = 128, 512, 7
+BATCH, SIMULATIONS = 128, 512
 # Leading dimensions of tree-sized arrays: mctx's layout [B, N, ...], tree_search's node-major
 # table [N, B, fields] and its per-level path record [S, B, ...].
 TREE_PREFIXES = ((BATCH, SIMULATIONS + 1), (SIMULATIONS + 1, BATCH), (SIMULATIONS, BATCH))
@@ -164,21 +165,11 @@ def is_tree_sized(shape: str) -> bool:
 
 
 def zero_cost_search(policy):
-    """The search over a network that costs nothing (a one-number embedding), compiled."""
-
-    def recurrent_fn(params, key, action, embedding):
-        child = embedding * 7 + action + 1
-        logits = jnp.sin(child[:, None] * 0.37 + jnp.arange(ACTIONS) * 1.3)
-        return mctx.RecurrentFnOutput(reward=jnp.zeros(BATCH), discount=-jnp.ones(BATCH),
-                                      prior_logits=logits, value=jnp.cos(child * 0.1)), child
-
-    def run(key):
-        root = mctx.RootFnOutput(prior_logits=jax.random.normal(key, (BATCH, ACTIONS)),
-                                 value=jnp.zeros(BATCH), embedding=jnp.zeros(BATCH, jnp.int32))
-        output = policy((), key, root, recurrent_fn, num_simulations=SIMULATIONS)
-        return output.action_weights
-
-    return jax.jit(run).lower(jax.random.key(0)).compile().as_text()
+    """The search over the benchmark's zero-cost network (a one-number embedding), compiled."""
+    root, recurrent_fn, params = search_bench.zero_cost(BATCH)
+    run = jax.jit(lambda key: policy(params, key, root, recurrent_fn,
+                                     num_simulations=SIMULATIONS).action_weights)
+    return run.lower(jax.random.key(0)).compile().as_text()
 
 
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$")

@@ -21,8 +21,8 @@ import mctx
 
 from cartridge_jax import games as games_lib
 from cartridge_jax.bench import presets, timing
-from cartridge_jax.games.base import uniform_among, where_batched
 from cartridge_jax.model import nets, search, tree_search
+from cartridge_jax.training import selfplay
 
 POLICIES = {"puct": (tree_search.muzero_policy, mctx.muzero_policy),
             "gumbel": (tree_search.gumbel_muzero_policy, mctx.gumbel_muzero_policy)}
@@ -42,7 +42,7 @@ TABLE = (
 )
 
 
-def _zero_cost(batch: int):
+def zero_cost(batch: int):
     """(root, recurrent_fn, params) of a network that costs nothing: the embedding is one int
     per node, priors and values are cheap functions of it, no node is terminal."""
     actions = jnp.arange(ZERO_COST_ACTIONS)
@@ -63,25 +63,13 @@ def _zero_cost(batch: int):
 
 def _preset_network(game_name: str, net: str, batch: int):
     """(root, recurrent_fn, params): the preset's network, randomly initialised, over `batch`
-    positions 0-7 random moves deep."""
+    positions 0-7 random moves deep (self-play's random openings)."""
     config = presets.preset_config(game_name, net)
     game = games_lib.make(game_name)
     network = nets.make_network(config.model, game)
     params = nets.init_params(network, game, jax.random.key(0))
-
-    @jax.jit
-    def positions(key):
-        keys = jax.random.split(key, 9)
-        states = jax.vmap(game.init)(jax.random.split(keys[0], batch))
-        depth = jax.random.randint(keys[1], (batch,), 0, 8)
-        for ply in range(7):
-            moves = jax.vmap(uniform_among)(jax.random.split(keys[2 + ply], batch),
-                                            states.legal_action_mask)
-            stepped = jax.vmap(game.step)(states, moves)
-            states = where_batched((ply < depth) & ~stepped.terminated, stepped, states)
-        return states
-
-    states = positions(jax.random.key(2))
+    states = jax.jit(selfplay.new_games, static_argnums=(0, 2, 3))(
+        game, jax.random.key(2), batch, 7).state
     root = search.root_output(game, network.apply, params, states)
     return root, search.make_recurrent_fn(game, network.apply), params
 
@@ -129,10 +117,10 @@ def measure(game_names: list[str], nets_: list[str], simulations: list[int],
     rows = []
     for name in POLICIES:
         for sims in simulations:
-            rows.append(_row(name, "zero-cost", SWEEP_BATCH, sims, _zero_cost(SWEEP_BATCH),
+            rows.append(_row(name, "zero-cost", SWEEP_BATCH, sims, zero_cost(SWEEP_BATCH),
                              repeats, with_mctx))
         for batch in batches:
-            rows.append(_row(name, "zero-cost", batch, SWEEP_SIMULATIONS, _zero_cost(batch),
+            rows.append(_row(name, "zero-cost", batch, SWEEP_SIMULATIONS, zero_cost(batch),
                              repeats, with_mctx))
         for game_name in game_names:
             for net in nets_:
