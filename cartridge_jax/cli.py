@@ -322,9 +322,10 @@ def _cmd_play(args: argparse.Namespace) -> int:
 def _ship_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "ship", help="copy a run's exported model into site/models/<game>/ with a model card",
-        description="Copies RUN_DIR/models/<game>/ and its stats.json into the site, runs the "
-        "game's strength suite (cartridge_jax.web.ship.SUITES) on it and writes card.json. "
-        "The folder is replaced atomically.")
+        description="Copies RUN_DIR/models/<game>/ and its stats.json into the site, checking "
+        "each exported file against the sha256 its manifest.json records, runs the game's "
+        "strength suite (cartridge_jax.web.ship.SUITES) on it and writes card.json. The folder "
+        "is replaced atomically, world-readable, and left as it was when a check fails.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
     parser.add_argument("--dest", metavar="DIR", help="target folder (default: "
                         "site/models/<game>)")
@@ -351,10 +352,11 @@ def _cmd_ship(args: argparse.Namespace) -> int:
     print(f"Shipping {layout.model_dir(run_dir, config.common.game)} to {dest}; strength suite:")
     try:
         card = ship.ship(run_dir, dest, config, sims=args.sims,
-                              command=args.trained_with or f"python scripts/train.py --game "
-                              f"{config.common.game}")
+                         command=args.trained_with or f"python scripts/train.py --game {game}")
     except (export.ExportError, stats.StatsError, ValueError) as error:
         raise config_lib.ConfigError(str(error)) from None
+    except OSError as error:  # e.g. a read-only or full site folder; the old model stays
+        raise config_lib.ConfigError(f"cannot ship to {dest}: {error}") from None
     print(f"Wrote {dest} (card.json: {len(card['evaluation'])} measures)")
     return 0
 

@@ -37,7 +37,7 @@ BATCHES = (1, 7)
 ATOL = 1e-4
 FILES = [export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE, export.MANIFEST_FILE]
 MANIFEST_KEYS = {
-    "game", "encoding_version", "step", "iteration", "sha256", "params_sha256",
+    "game", "encoding_version", "step", "iteration", "sha256", "params_sha256", "network_sha256",
     "observation_shape", "num_actions", "created", "onnx_opset", "onnx_ir_version", "network",
     "agent",
 }
@@ -174,8 +174,11 @@ def test_manifest_describes_the_files(exported, name):
         PINNED.onnx_opset, PINNED.onnx_ir_version)
     assert manifest["network"] == nets.describe(network, params)
     assert manifest["agent"] == AGENT
-    for file, key in ((export.MODEL_FILE, "sha256"), (export.PARAMS_FILE, "params_sha256")):
-        assert manifest[key] == hashlib.sha256((folder / file).read_bytes()).hexdigest()
+    # Every file the export writes besides the manifest has its sum recorded (ship checks them).
+    assert export.recorded_sha256(manifest) == {
+        file: hashlib.sha256((folder / file).read_bytes()).hexdigest()
+        for file in FILES if file != export.MANIFEST_FILE}
+    assert export.SHA256_KEYS[export.MODEL_FILE] == "sha256"  # the key the web page reads
     created = datetime.datetime.fromisoformat(manifest["created"])
     assert created.utcoffset() == datetime.timedelta(0)
     assert abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 3600

@@ -15,6 +15,7 @@ The output folder (normally `<run_dir>/models/<game>/`; local or remote, e.g. gs
     params.msgpack  the same parameters (flax.serialization), so Python can search with them
     network.json    {game, encoding_version, model}: what rebuilds the network in Python
     manifest.json   {game, encoding_version, step, iteration, sha256 (of model.onnx),
+                     params_sha256, network_sha256 (of the other two files; SHA256_KEYS),
                      agent: {simulations, c_puct} (the web bot's default strength), ...}
 
 Every file is replaced atomically and manifest.json comes last, so a page that polls the
@@ -61,6 +62,12 @@ OUTPUT_NAMES = ("policy_logits", "value")
 PLUGIN_FAMILIES = ("jax", "flax")
 BATCH_DIM = "batch"  # a named (symbolic) dimension: the batch size stays free in the file
 
+# The manifest key that records each exported file's sha256 (`ship` checks every file against
+# it). "sha256" is model.onnx's, the name the web page reads; exports written before
+# network_sha256 existed lack that key.
+SHA256_KEYS = {MODEL_FILE: "sha256", PARAMS_FILE: "params_sha256",
+               NETWORK_FILE: "network_sha256"}
+
 
 class ExportError(Exception):
     """An export cannot be written or read; the message is one line for people."""
@@ -101,11 +108,11 @@ def export_model(
         game, float32_network, params, opset=opset, ir_version=ir_version
     ).SerializeToString()
     params_bytes = flax.serialization.to_bytes(params)
-    network_data = {
+    network_text = _json({
         "game": game.name,
         "encoding_version": game.encoding_version,
         "model": model_config.model_dump(mode="json"),
-    }
+    })
     manifest = {
         "game": game.name,
         "encoding_version": game.encoding_version,
@@ -113,6 +120,7 @@ def export_model(
         "iteration": int(iteration),
         "sha256": hashlib.sha256(model_bytes).hexdigest(),
         "params_sha256": hashlib.sha256(params_bytes).hexdigest(),
+        "network_sha256": hashlib.sha256(network_text.encode("utf-8")).hexdigest(),
         "observation_shape": list(game.observation_shape),
         "num_actions": game.num_actions,
         "created": utc_now(),
@@ -124,10 +132,20 @@ def export_model(
     out_dir = epath.Path(out_dir)
     _files.atomic_write_bytes(out_dir / MODEL_FILE, model_bytes)
     _files.atomic_write_bytes(out_dir / PARAMS_FILE, params_bytes)
-    _files.atomic_write_text(out_dir / NETWORK_FILE, _json(network_data))
+    _files.atomic_write_text(out_dir / NETWORK_FILE, network_text)
     # Last: the manifest announces files that are already complete.
-    _files.atomic_write_text(out_dir / MANIFEST_FILE, _json(manifest))
+    write_manifest(out_dir, manifest)
     return manifest
+
+
+def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Writes (atomically) `manifest` as the manifest.json of an export folder."""
+    _files.atomic_write_text(epath.Path(directory) / MANIFEST_FILE, _json(manifest))
+
+
+def recorded_sha256(manifest: dict[str, Any]) -> dict[str, str | None]:
+    """Exported file name -> the sha256 the manifest records for it (None: it records none)."""
+    return {name: manifest.get(key) for name, key in SHA256_KEYS.items()}
 
 
 def load_exported(directory: str | os.PathLike) -> tuple[games.Game, Any, nets.Params, dict]:

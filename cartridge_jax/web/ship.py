@@ -10,10 +10,16 @@ and `card.json`: the training configuration, iterations, positions seen, wall ti
 and the results of the game's strength suite (`SUITES`), the numbers the README's strength
 table quotes. Each measure is one `measure.evaluate` call, so `python -m cartridge_jax eval`
 reproduces any row.
+
+Every shipped file has a recorded sha256: the manifest's for the exported files (checked on
+the copies before they go live), the card's for stats.json. Files and folders are made
+world-readable (0644 / 0755) whatever the umask: a web server running as another user serves
+them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -23,13 +29,15 @@ from typing import Any, NamedTuple
 
 from etils import epath
 
-from cartridge_jax import _files, parallel
+from cartridge_jax import parallel
 from cartridge_jax.evaluation import position_sets
 from cartridge_jax.model import export
 from cartridge_jax.run import layout, stats
 
 CARD_FILE = "card.json"
 STATS_FILE = "stats.json"
+FILE_MODE = 0o644  # shipped files and folders: readable by a web server running as anyone
+FOLDER_MODE = 0o755
 
 
 class Measure(NamedTuple):
@@ -111,8 +119,11 @@ def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
 
 
 def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[dict[str, Any]],
-               *, command: str) -> dict[str, Any]:
-    """card.json's content from the run's stats, the exported manifest and the suite results."""
+               *, command: str, stats_sha256: str | None = None) -> dict[str, Any]:
+    """card.json's content from the run's stats, the exported manifest and the suite results.
+
+    `stats_sha256` is that of the stats.json shipped beside the card (None: none is).
+    """
     return {
         "game": run_stats.game,
         "run_id": run_stats.run_id,
@@ -126,6 +137,13 @@ def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[d
         "wall_time_s": run_stats.wall_time_s,
         "hardware": parallel.hardware(),
         "model_sha256": manifest["sha256"],
+        # The suite searches in JAX with params.msgpack (measure.evaluate loads the export
+        # through load_exported); running it through onnxruntime would cost a host round trip
+        # per network call and a runtime dependency. model.onnx is the same export of the same
+        # parameters (ship checks both against one manifest) and tests/test_export_parity.py
+        # holds ONNX = JAX, so the card says which file it measured rather than measuring twice.
+        "measured_on": f"{export.PARAMS_FILE} (sha256 {manifest['params_sha256']})",
+        "stats_sha256": stats_sha256,
         "agent": manifest.get("agent"),
         "config": run_stats.config,
         "evaluation": results,
@@ -137,36 +155,88 @@ def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, comman
     """Copies a run's exported model and stats into `dest`, evaluates it there, writes card.json.
 
     `run_dir` may be remote (gs://...); `dest` is a local folder. The new folder is assembled
-    beside `dest` and swapped in at the end, so `dest` holds the old model or the new one, never
-    a mix.
+    and checked beside `dest` and swapped in at the end, so `dest` holds the old model or the
+    new one, never a mix. Raises ExportError (one line) for an export file that is missing or
+    differs from the sha256 its manifest records; `dest` is then left as it was.
     """
     run_dir, dest = epath.Path(run_dir), pathlib.Path(dest)
     source = layout.model_dir(run_dir, config.common.game)
+    fix = f"re-export: `python -m cartridge_jax export {run_dir}`"
     if not (source / export.MANIFEST_FILE).is_file():
         raise export.ExportError(f"{source} holds no exported model: run "
                                  f"`python -m cartridge_jax export {run_dir}` first")
+    manifest = export.read_manifest(source)
     run_stats = stats.read_stats(run_dir / STATS_FILE)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
-        # Read through epath, not shutil.copy2: the run directory may be remote.
-        for name in (export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE,
-                     export.MANIFEST_FILE):
-            (staging / name).write_bytes((source / name).read_bytes())
-        (staging / STATS_FILE).write_bytes((run_dir / STATS_FILE).read_bytes())
-        manifest = json.loads((staging / export.MANIFEST_FILE).read_text())
+        for name, recorded in export.recorded_sha256(manifest).items():
+            if recorded is None:
+                progress(f"  {name}: {source / export.MANIFEST_FILE} records no sha256 for it "
+                         f"(an older export), so it is copied unchecked; {fix} to record one")
+            _copy_checked(source / name, staging / name, recorded, fix=fix)
+        # stats.json is rewritten every iteration after the export, so the manifest cannot
+        # hold its sum: the card records the sum of the copy shipped beside it.
+        stats_sha256 = _copy_checked(run_dir / STATS_FILE, staging / STATS_FILE, None,
+                                     fix="ship again")
+        # The manifest the copies were checked against, not a second read of a file that a
+        # running export may have replaced meanwhile.
+        export.write_manifest(staging, manifest)
         results = run_suite(config, staging, sims=sims, progress=progress)
-        card = build_card(run_stats, manifest, results, command=command)
-        _files.atomic_write_text(staging / CARD_FILE, json.dumps(card, indent=1) + "\n")
-        old = dest.with_name(f".{dest.name}-old")
-        if dest.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-        staging.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
+        card = build_card(run_stats, manifest, results, command=command,
+                          stats_sha256=stats_sha256)
+        (staging / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        _make_world_readable(staging)
+        _swap_in(staging, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return card
+
+
+def _copy_checked(source: epath.Path, copy: pathlib.Path, recorded: str | None, *,
+                  fix: str) -> str:
+    """Copies `source` to `copy` and returns its sha256, checking the bytes read against
+    `recorded` (None: nothing to check against) and the copy against the bytes read."""
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise export.ExportError(f"{source} is missing: {fix}") from None
+    except OSError as error:
+        raise export.ExportError(f"cannot read {source} ({error.strerror}): {fix}") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if recorded is not None and sha256 != recorded:
+        raise export.ExportError(
+            f"{source} is not the file {export.MANIFEST_FILE} records (sha256 {sha256[:12]}..., "
+            f"recorded {recorded[:12]}...: changed or damaged since the export): {fix}")
+    copy.write_bytes(data)
+    if hashlib.sha256(copy.read_bytes()).hexdigest() != sha256:
+        raise export.ExportError(f"the copy of {source} in {copy.parent} differs from it: check "
+                                 "that disk, then ship again (nothing was shipped)")
+    return sha256
+
+
+def _make_world_readable(folder: pathlib.Path) -> None:
+    """Sets the shipped modes on `folder` and its files: tempfile.mkdtemp makes folders 0700
+    and the umask may strip any bit, so nothing is left to either."""
+    folder.chmod(FOLDER_MODE)
+    for path in folder.iterdir():
+        path.chmod(FILE_MODE)
+
+
+def _swap_in(staging: pathlib.Path, dest: pathlib.Path) -> None:
+    """Renames `staging` to `dest`; an existing `dest` is moved aside first, put back if the
+    rename fails and removed once it succeeded."""
+    old = dest.with_name(f".{dest.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    try:
+        staging.rename(dest)
+    except OSError:
+        if old.exists():
+            old.rename(dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def strength_table(cards: list[dict[str, Any]]) -> str:
