@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import pytest
 from helpers import TINY_TOML
-from test_website import serving
+from test_website import serve_command, serving
 
 from cartridge_jax import _files, games
 from cartridge_jax import config as config_lib
@@ -137,7 +137,7 @@ def open_page(browser):
         page.add_init_script("""document.addEventListener('securitypolicyviolation',
             (event) => console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`));""")
         page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
+        page.document_response = page.goto(url)
         return page
 
     yield open_
@@ -354,6 +354,28 @@ def test_bot_first_probabilities_keyboard_and_undo(site_url, open_page, artifact
     assert page.url.endswith("?game=othello") and len(move_names(page)) == 1
     assert_matches_rules(page, "othello", 1)
     assert_clean(page, site_url)
+
+
+def test_a_whole_game_under_the_headers_of_the_serve_command(exports, open_page, artifacts):
+    """The `serve` command itself, with its Content-Security-Policy: the network loads and
+    plays in the Worker (WebAssembly, module imports, fetches), the stats page draws, and the
+    browser reports no violation."""
+    with serve_command(str(exports[0])) as (url, _, _):
+        page = open_page(url + "?game=tictactoe")
+        headers = page.document_response.all_headers()
+        for name, value in website.SECURITY_HEADERS.items():
+            assert headers.get(name.lower()) == value, name
+        page.wait_for_selector(READY)
+        assert body(page, "bot") == "network"
+        play_to_the_end(page, "tictactoe", 0, random.Random(3))
+        assert body(page, "bot") == "network" and page.locator('[data-testid="error"]').is_hidden()
+        screenshot(page, artifacts, "serve_command_game_over")
+        assert_clean(page, url)
+        stats_page = open_page(url + "stats.html?game=tictactoe")
+        stats_page.wait_for_selector('body[data-stats-ready="1"]')
+        # The run's export has no model card (optional; `ship` writes it): its 404 is logged.
+        assert [r for r in stats_page.requests if "card.json" in r]
+        assert_clean(stats_page, url, expected_errors=r"status of 404")
 
 
 def _site_without(folder: pathlib.Path, file_name: str) -> pathlib.Path:

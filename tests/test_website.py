@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -84,6 +85,37 @@ def get(url: str) -> tuple[int, str, http.client.HTTPMessage]:
         return error.code, "", error.headers
 
 
+@contextlib.contextmanager
+def serve_command(*args: str):
+    """The `serve` command (`python -m cartridge_jax serve *args --port 0`) in a process:
+    (its base URL, the process) for the block; stopped after it, its stderr left to read."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cartridge_jax", "serve", *args, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, line + process.stderr.read()
+        yield match.group(0), line, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def raw_request(url: str, target: str, method: str = "GET") -> tuple[int, dict[str, str]]:
+    """(status, headers) of `method target` sent as it is (urllib and http.client refuse or
+    escape the bad paths these tests send)."""
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(f"{method} {target} HTTP/1.0\r\nHost: x\r\n\r\n".encode("latin-1"))
+        response = b""
+        while chunk := connection.recv(65536):
+            response += chunk
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), headers
+
+
 # ---------------------------------------------------------------------------------------------
 # serve
 
@@ -100,10 +132,10 @@ def test_a_run_is_laid_over_the_site(fake_site, fake_run):
         # A game the run did not export: the shipped files.
         assert get(url + "models/connect4/manifest.json")[1] == "site:models/connect4/manifest.json"
         assert get(url + "models/connect4/stats.json")[1] == "site:models/connect4/stats.json"
-        # Nothing else of the run, and nothing outside the site.
+        # Nothing else of the run; a path climbing out of the site is a bad request.
         assert get(url + "checkpoints/1/x")[0] == 404
-        assert get(url + "models/../../run/stats.json")[0] == 404
-        assert get(url + "models/tictactoe/../../../run/stats.json")[0] == 404
+        assert get(url + "models/../../run/stats.json")[0] == 400
+        assert get(url + "models/tictactoe/../../../run/stats.json")[0] == 400
 
 
 def test_a_new_export_is_served_at_once(fake_site, fake_run):
@@ -141,19 +173,91 @@ def test_without_a_run_the_site_is_served_as_it_is(fake_site):
 
 
 def test_serve_command_prints_the_url_and_serves(fake_run):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cartridge_jax", "serve", str(fake_run), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+    with serve_command(str(fake_run)) as (url, line, _):
         assert str(fake_run) in line
         status, body, _ = get(url)
         assert status == 200 and body == (website.SITE_DIR / "index.html").read_text()
         assert get(url + "models/tictactoe/manifest.json")[1] == "run:manifest.json"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+
+
+def test_links_out_of_the_site_or_run_are_not_followed(fake_site, fake_run, tmp_path):
+    outside = write(tmp_path / "outside" / "secret.txt", "secret")
+    os.symlink("/etc/passwd", fake_site / "passwd")
+    os.symlink(outside.parent, fake_site / "escape")
+    os.symlink(outside, fake_site / "js" / "secret.js")
+    (fake_run / "models" / "tictactoe" / "model.onnx").unlink()
+    os.symlink(outside, fake_run / "models" / "tictactoe" / "model.onnx")
+    # A link that stays inside its root is fine.
+    os.symlink(fake_site / "index.html", fake_site / "alias.html")
+    with serving(fake_run) as url:
+        for path in ["passwd", "escape/secret.txt", "js/secret.js",
+                     "models/tictactoe/model.onnx"]:
+            assert get(url + path)[0] == 404, path
+        assert get(url + "alias.html")[1] == "site:index.html"
+
+
+def test_folders_are_never_listed(fake_site, fake_run):
+    write(fake_site / "sub" / "index.html", "site:sub")
+    with serving(fake_run) as url:
+        for path in ["js/", "js", "models/", "models/tictactoe/", "vendor/onnxruntime-web/"]:
+            assert get(url + path)[0] == 404, path
+        assert get(url + "sub/")[1] == "site:sub"
+        # Without the slash, a redirect to it (the folder's relative URLs need it), built from
+        # the checked path: never to another host.
+        assert raw_request(url, "/sub?game=connect4")[0] == 301
+        assert raw_request(url, "/sub?game=connect4")[1]["Location"] == "/sub/?game=connect4"
+        assert raw_request(url, "//sub")[1]["Location"] == "/sub/"  # not the host "sub"
+
+
+def test_missing_files_and_other_methods_are_refused(fake_site, fake_run):
+    with serving(fake_run) as url:
+        assert get(url + "nowhere.html")[0] == 404
+        assert get(url + "models/othello/manifest.json")[0] == 404
+        assert raw_request(url, "/index.html", "HEAD")[0] == 200
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"]:
+            assert raw_request(url, "/index.html", method)[0] == 501, method
+
+
+BAD_PATHS = ["/index.html\x00.js", "/index.html%00", "/%00", "/js/%zz.js", "/js/%e", "/%ff%fe",
+             "/..", "/../etc/passwd", "/js/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+             "/js/..%2f..%2fetc%2fpasswd", "/" + "a" * 5000, "/a b", "/caf\xe9", "*"]
+
+
+def test_bad_paths_get_400_and_no_traceback(fake_site, fake_run):
+    with serve_command(str(fake_run)) as (url, _, process):
+        for path in BAD_PATHS:
+            assert raw_request(url, path)[0] == 400, path
+        assert raw_request(url, "/index.html")[0] == 200  # the server lives on
+    log = process.stderr.read()
+    assert "Traceback" not in log and "Error" not in log, log
+    assert log.count('" 400 ') == len(BAD_PATHS), log
+
+
+def test_every_response_has_the_security_headers(fake_site, fake_run):
+    write(fake_site / "sub" / "index.html", "site:sub")
+    with serving(fake_run) as url:
+        for method, path, status in [
+                ("GET", "/", 200), ("GET", "/models/tictactoe/model.onnx", 200),
+                ("HEAD", "/js/play.js", 200), ("GET", "/sub", 301), ("GET", "/nowhere", 404),
+                ("GET", "/%00", 400), ("POST", "/", 501)]:
+            got, headers = raw_request(url, path, method)
+            assert got == status, (method, path)
+            for name, value in website.SECURITY_HEADERS.items():
+                assert headers.get(name) == value, (method, path, name)
+    policy = dict(d.strip().split(" ", 1) for d in website.CONTENT_SECURITY_POLICY.split(";"))
+    # What onnxruntime-web needs in the Worker; no inline or evaluated scripts.
+    assert policy["script-src"] == "'self' 'wasm-unsafe-eval'"
+    assert policy["worker-src"] == "'self'" and policy["default-src"] == "'none'"
+    assert "unsafe-inline" not in website.CONTENT_SECURITY_POLICY
+
+
+def test_the_real_site_has_no_inline_code():
+    """The header's policy allows no inline script or style: the pages keep none."""
+    for page in website.site_dir().glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), page.name
+        assert "<style" not in text and not re.search(r"\sstyle=", text), page.name
+        assert not re.search(r"\son[a-z]+=", text), page.name  # onclick= and the like
 
 
 @pytest.mark.parametrize("problem", ["missing run", "port in use", "no site"])

@@ -11,6 +11,12 @@ Both lay a run over the site the same way (`run_file`):
 
 The pages poll manifest.json and stats.json, so those two are served with `no-store`; a served
 run's new export reaches an open page within seconds.
+
+`serve` may listen beyond this machine (--host), so it serves regular files whose real path
+(links followed) lies under the real site folder or run directory, and nothing else: no
+listings, a folder only as its index.html. A path no page asks for (a NUL byte, a malformed
+percent-escape, a `..` segment, an overlong one) gets 400; every response carries
+`SECURITY_HEADERS`.
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import mimetypes
 import os
 import pathlib
 import posixpath
+import re
 import shutil
+import stat
 import tempfile
+import typing
 import urllib.parse
 
 # site/ beside the package: the package runs from a clone of the repository (pip install -e .).
@@ -36,6 +46,8 @@ STATS_FILE = "stats.json"
 NO_STORE = ("manifest.json", STATS_FILE)
 # Python's own table (without the system's mime.types) lacks or misnames some of these.
 CONTENT_TYPES = {
+    ".html": "text/html",
+    ".css": "text/css",
     ".js": "text/javascript",
     ".mjs": "text/javascript",
     ".wasm": "application/wasm",
@@ -47,6 +59,94 @@ CONTENT_TYPES = {
 
 class SiteError(Exception):
     """The site cannot be served or built; the message is one line for people."""
+
+
+# What the pages load, and nothing more (docs/deploy.md recommends the same to other hosts):
+# scripts, styles, the Worker and fetches (models, stats, the wasm binary) from this origin only;
+# WebAssembly compilation for onnxruntime-web (in the Worker, whose policy is the one sent with
+# worker.js); the favicon as a data: URL. onnxruntime-web makes a blob: Worker only for a proxy
+# or threads across origins, which the site does not use. No inline code anywhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+    "connect-src 'self'; style-src 'self'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    # A model or stats.json is never run as a script or page, whatever a browser guesses.
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# Far above the site's longest URL; longer ones are refused before touching the disk.
+MAX_TARGET_CHARS = 1024
+# A request target as browsers send it: printable ASCII, everything else percent-escaped.
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BadPath(ValueError):
+    """A request path that no page asks for; the message says why, for the 400 response."""
+
+
+class Target(typing.NamedTuple):
+    """A request target, checked: the decoded path segments and what else a redirect keeps."""
+    parts: tuple[str, ...]  # ("models", "tictactoe", "model.onnx"); () for the root
+    folder: bool  # the path ends with "/"
+    query: str  # without the "?"
+
+
+def parse_target(target: str) -> Target:
+    """The checked request target ("/js/play.js?v=1" -> parts ("js", "play.js")), or BadPath.
+
+    Browsers resolve `.` and `..` before sending, so a `..` segment (escaped or not) is an
+    attempt to leave the site, not a page's request. Empty and `.` segments are dropped.
+    """
+    if len(target) > MAX_TARGET_CHARS:
+        raise BadPath(f"path longer than {MAX_TARGET_CHARS} characters")
+    if not _PRINTABLE_ASCII.fullmatch(target):
+        raise BadPath("path with a space, control or non-ASCII character")
+    url = urllib.parse.urlsplit(target)
+    if not url.path.startswith("/"):
+        raise BadPath("path not starting with /")
+    if _MALFORMED_ESCAPE.search(url.path):
+        raise BadPath("malformed percent-escape")
+    try:
+        path = urllib.parse.unquote(url.path, errors="strict")
+    except UnicodeDecodeError:
+        raise BadPath("percent-escapes that are not UTF-8") from None
+    if _CONTROL.search(path):
+        raise BadPath("escaped control character (such as %00)")
+    parts = tuple(part for part in path.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise BadPath("'..' segment")
+    return Target(parts, path.endswith("/"), url.query)
+
+
+def real_path_under(root: pathlib.Path, path: pathlib.Path) -> str | None:
+    """`path` with every link followed, if that lies under `root` (links followed too)."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real if os.path.commonpath([real_root, real]) == real_root else None
+
+
+def open_regular_file(real: str) -> typing.BinaryIO | None:
+    """`real` opened for reading if it is a regular file (not a link put there since it was
+    resolved, nor a FIFO or device that would block or never end), else None."""
+    try:
+        descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    file = os.fdopen(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        file.close()
+        return None
+    return file
+
+
+def content_type(name: str) -> str:
+    suffix = posixpath.splitext(name)[1].lower()
+    return (CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
+            or "application/octet-stream")
 
 
 def site_dir() -> pathlib.Path:
@@ -90,28 +190,72 @@ def check_run_dir(run_dir: pathlib.Path) -> None:
                         "wrote (its --run-dir)")
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves site/ with a run's files laid over it (`run_file`)."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """GET and HEAD of `site`'s files with a run's files laid over it (`run_file`); other
+    methods get http.server's 501."""
 
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
-
-    def __init__(self, *args, directory: str, run_dir: pathlib.Path | None, **kwargs):
+    def __init__(self, *args, site: pathlib.Path, run_dir: pathlib.Path | None, **kwargs):
+        self.site = site
         self.run_dir = run_dir
-        super().__init__(*args, directory=directory, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def translate_path(self, path: str) -> str:
-        site_path = super().translate_path(path)  # normalised, inside the site folder
-        if self.run_dir is None:
-            return site_path
-        relative = pathlib.PurePosixPath(
-            pathlib.Path(site_path).relative_to(self.directory).as_posix())
-        replacement = run_file(self.run_dir, relative)
-        return site_path if replacement is None else str(replacement)
+    def do_GET(self) -> None:
+        self._serve(with_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(with_body=False)
+
+    def _serve(self, *, with_body: bool) -> None:
+        try:
+            target = parse_target(self.path)
+        except BadPath as error:
+            self.send_error(400, f"Bad path: {error}")
+            return
+        root, path = self._root_and_path(target.parts)
+        real = real_path_under(root, path)
+        if real is not None and os.path.isdir(real):
+            if not target.folder:
+                # Relative URLs in the folder's index.html resolve against the slash.
+                self._redirect(target)
+                return
+            real = real_path_under(root, pathlib.Path(real, "index.html"))
+        file = None if real is None else open_regular_file(real)
+        if file is None:
+            self.send_error(404)
+            return
+        with file:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type(real))
+            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+            if target.parts and target.parts[-1] in NO_STORE:
+                self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if with_body:
+                try:
+                    shutil.copyfileobj(file, self.wfile)
+                except ConnectionError:
+                    pass  # the page went away mid-download (a reload): nothing to report
+
+    def _root_and_path(self, parts: tuple[str, ...]) -> tuple[pathlib.Path, pathlib.Path]:
+        """The folder the file at `parts` must lie under, and the file."""
+        if self.run_dir is not None and parts:
+            replacement = run_file(self.run_dir, pathlib.PurePosixPath(*parts))
+            if replacement is not None:
+                return self.run_dir, replacement
+        return self.site, self.site.joinpath(*parts)
+
+    def _redirect(self, target: Target) -> None:
+        # Rebuilt from the checked segments: the Location never names another host.
+        location = "/" + "".join(urllib.parse.quote(part) + "/" for part in target.parts)
+        self.send_response(301)
+        self.send_header("Location", location + (f"?{target.query}" if target.query else ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def end_headers(self) -> None:
-        name = posixpath.basename(urllib.parse.urlsplit(self.path).path)
-        if name in NO_STORE:
-            self.send_header("Cache-Control", "no-store")
+        # Here rather than in _serve, so that errors (send_error) carry them too.
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
         super().end_headers()
 
     def log_request(self, code="-", size="-") -> None:
@@ -129,7 +273,7 @@ def make_server(run_dir: pathlib.Path | None, *, host: str = "127.0.0.1", port: 
     site = site_dir() if site is None else site
     if run_dir is not None:
         check_run_dir(run_dir)
-    handler = functools.partial(_Handler, directory=str(site), run_dir=run_dir)
+    handler = functools.partial(_Handler, site=site, run_dir=run_dir)
     try:
         return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as error:
