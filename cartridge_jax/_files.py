@@ -6,9 +6,11 @@ through `etils.epath`, which needs the scheme's filesystem package (gcsfs for gs
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import tempfile
+from collections.abc import Callable
 
 from etils import epath
 
@@ -57,3 +59,45 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """`atomic_write_bytes` of `text` in UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, hex, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with epath.Path(path).open("rb") as handle:
+        while piece := handle.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def folder_sums(folder: str | os.PathLike, *,
+                skip: Callable[[str], bool] = lambda relative: False) -> dict[str, dict]:
+    """{relative path: {"bytes": size, "sha256": hex}} of every file under `folder` (paths
+    with "/", sorted), leaving out those for which `skip(relative path)` is true."""
+    folder = epath.Path(folder)
+    sums = {}
+    for parent, _, names in folder.walk():
+        for name in names:
+            path = parent / name
+            relative = path.relative_to(folder).as_posix()
+            if not skip(relative):
+                sums[relative] = {"bytes": path.stat().length, "sha256": sha256_of(path)}
+    return dict(sorted(sums.items()))
+
+
+def sum_differences(folder: str | os.PathLike, sums: dict[str, dict]) -> list[str]:
+    """How the files under `folder` differ from `sums` (as `folder_sums` wrote them): a
+    missing file, another size, other bytes. Files not in `sums` are not looked at."""
+    folder = epath.Path(folder)
+    differences = []
+    for relative, expected in sums.items():
+        path = folder / relative
+        if not path.is_file():
+            differences.append(f"{relative} is missing")
+            continue
+        size = path.stat().length
+        if size != expected["bytes"]:
+            differences.append(f"{relative} has {size} bytes, {expected['bytes']} when written")
+        elif sha256_of(path) != expected["sha256"]:
+            differences.append(f"{relative} differs from its checksum")
+    return differences

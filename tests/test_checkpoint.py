@@ -1,5 +1,7 @@
-"""Checkpoints: round trip (typed PRNG keys included), retention, identity and shape checks."""
+"""Checkpoints: round trip (typed PRNG keys included), retention, identity and shape checks,
+checksums and damaged checkpoints set aside."""
 
+import json
 from typing import NamedTuple
 
 import jax
@@ -7,7 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartridge_jax.run.checkpoint import CheckpointError, Checkpoints, params_fingerprint
+from cartridge_jax.run.checkpoint import (
+    CheckpointError,
+    Checkpoints,
+    CorruptCheckpointError,
+    params_fingerprint,
+)
 
 
 class Replay(NamedTuple):
@@ -178,3 +185,193 @@ def test_params_fingerprint_depends_on_shapes_not_values():
     assert fingerprint != params_fingerprint(wider["params"])
     as_half = jax.tree.map(lambda x: x.astype(jnp.float16), small["params"])
     assert fingerprint != params_fingerprint(as_half)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damage: checksums written with each checkpoint, checked on restore; damaged ones set aside.
+
+
+def _big_state(value=0.0):
+    """`_state` with a leaf large enough to get a data file of its own (not inlined by OCDBT),
+    and the `train_state` layout `restore_params` reads."""
+    state = _state()
+    return {**state, "train_state": {"params": state.pop("params"), "step": jnp.int32(5)},
+            "weights": jnp.arange(4000, dtype=jnp.float32).reshape(40, 100) + value}
+
+
+def _saved(tmp_path, iterations=(1, 2, 3)) -> Checkpoints:
+    checkpoints = Checkpoints(tmp_path / "checkpoints", max_to_keep=5)
+    for iteration in iterations:
+        state = _big_state(iteration)
+        checkpoints.save(iteration, state, _meta(state, iteration=iteration))
+    return checkpoints
+
+
+def _largest_data_file(tmp_path, iteration):
+    files = (tmp_path / "checkpoints" / str(iteration) / "state").glob("ocdbt.process_*/d/*")
+    return max(files, key=lambda path: path.stat().st_size)
+
+
+def _flip_bytes(path):
+    data = bytearray(path.read_bytes())
+    for index in range(len(data) // 3, len(data) // 3 + 64):
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damage(tmp_path, iteration, how):
+    folder = tmp_path / "checkpoints" / str(iteration)
+    if how == "flipped":
+        _flip_bytes(_largest_data_file(tmp_path, iteration))
+    elif how == "truncated":
+        _truncate(_largest_data_file(tmp_path, iteration))
+    elif how == "missing file":
+        _largest_data_file(tmp_path, iteration).unlink()
+    elif how == "garbage meta":
+        (folder / "meta" / "metadata").write_text("{not json")
+    elif how == "garbage checksums":
+        (folder / "checksums.json").write_text("{")
+
+
+def test_every_file_of_a_checkpoint_has_a_checksum(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1,))
+    folder = tmp_path / "checkpoints" / "1"
+    sums = json.loads((folder / "checksums.json").read_text())["files"]
+    on_disk = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+    assert set(sums) == on_disk - {"checksums.json"}
+    assert {"meta/metadata", "state/_METADATA"} <= set(sums)
+    assert checkpoints.verify(1) is True
+
+
+@pytest.mark.parametrize("how", ["flipped", "truncated", "missing file", "garbage meta",
+                                 "garbage checksums"])
+def test_damaged_newest_checkpoint_is_set_aside_and_the_older_one_used(tmp_path, how):
+    checkpoints = _saved(tmp_path)
+    _damage(tmp_path, 3, how)
+    warnings = []
+    iteration, state, meta = checkpoints.restore_newest_intact(
+        _big_state(), expected_meta=_meta(_big_state()), warn=warnings.append)
+    assert iteration == 2 and meta["iteration"] == 2
+    _assert_same(state, _big_state(2))
+    set_aside = tmp_path / "checkpoints" / "set-aside" / "3"
+    assert set_aside.is_dir()  # kept, not deleted
+    assert checkpoints.iterations() == [1, 2]
+    [warning] = warnings
+    assert warning.startswith("Warning: checkpoint in ") and "(iteration 3) is damaged" in warning
+    assert str(set_aside) in warning and "\n" not in warning
+    # the run goes on: iteration 3 is saved again, beside the one set aside
+    checkpoints.save(3, _big_state(3), _meta(_big_state(), iteration=3))
+    assert checkpoints.iterations() == [1, 2, 3] and set_aside.is_dir()
+
+
+def test_flipped_bytes_load_silently_without_checksums(tmp_path):
+    # Why the checksums exist: orbax itself reads a flipped data file as wrong numbers.
+    checkpoints = _saved(tmp_path, iterations=(1,))
+    (tmp_path / "checkpoints" / "1" / "checksums.json").unlink()
+    _flip_bytes(_largest_data_file(tmp_path, 1))
+    state, _ = checkpoints.restore(_big_state(), expected_meta=_meta(_big_state()))
+    assert not np.array_equal(state["weights"], _big_state(1)["weights"])
+
+
+def test_restore_and_restore_params_refuse_a_damaged_checkpoint_in_one_line(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1, 2))
+    _flip_bytes(_largest_data_file(tmp_path, 2))
+    for read in (lambda: checkpoints.restore(_big_state(), expected_meta=_meta(_big_state())),
+                 lambda: checkpoints.restore_params(expected_meta=_meta(_big_state()))):
+        with pytest.raises(CorruptCheckpointError) as caught:
+            read()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert "(iteration 2) is damaged: state/ocdbt.process_0/d/" in message
+        assert "differs from its checksum" in message
+        assert message.endswith(f"move {tmp_path / 'checkpoints' / '2'} out of "
+                                f"{tmp_path / 'checkpoints'} to use the checkpoint before it")
+    assert checkpoints.iterations() == [1, 2]  # readers set nothing aside
+    params, step, iteration = checkpoints.restore_params(expected_meta=_meta(_big_state()),
+                                                         iteration=1)
+    assert (step, iteration) == (5, 1)
+    np.testing.assert_array_equal(params["dense"]["w"], _big_state()["train_state"]["params"]
+                                  ["dense"]["w"])
+
+
+def test_orbax_errors_become_one_line_with_the_full_error_as_cause(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1,))
+    (tmp_path / "checkpoints" / "1" / "checksums.json").unlink()  # as an older version saved it
+    _truncate(_largest_data_file(tmp_path, 1))
+    notes = []
+    with pytest.raises(CorruptCheckpointError) as caught:
+        checkpoints.restore(_big_state(), expected_meta=_meta(_big_state()), warn=notes.append)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 600, message
+    # the innermost cause, not orbax's "Encountered error while reading array index ..."
+    assert "(iteration 1) is damaged: cannot be read: OUT_OF_RANGE" in message
+    assert caught.value.__cause__ is not None  # the whole story, for --common.log_level debug
+    [note] = notes
+    assert note.startswith("Note: checkpoint in ") and "no checksums.json" in note
+
+
+def test_all_checkpoints_damaged_is_one_line_and_nothing_is_deleted(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1, 2))
+    _damage(tmp_path, 1, "truncated")
+    _damage(tmp_path, 2, "flipped")
+    warnings = []
+    with pytest.raises(CheckpointError) as caught:
+        checkpoints.restore_newest_intact(_big_state(), expected_meta=_meta(_big_state()),
+                                          warn=warnings.append)
+    message = str(caught.value)
+    assert not isinstance(caught.value, CorruptCheckpointError)
+    assert "\n" not in message
+    assert message.startswith(f"no intact checkpoint in {tmp_path / 'checkpoints'}: "
+                              "iterations 1, 2 are damaged (iteration 2: ")
+    assert str(tmp_path / "checkpoints" / "set-aside") in message
+    assert len(warnings) == 2
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "set-aside").iterdir()) == ["1", "2"]
+    assert checkpoints.iterations() == []
+
+
+def test_no_checkpoint_at_all_is_none(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with Checkpoints(tmp_path / "checkpoints", max_to_keep=2) as checkpoints:
+        assert checkpoints.restore_newest_intact(_state(), expected_meta={},
+                                                 warn=pytest.fail) is None
+
+
+def test_another_runs_checkpoint_is_refused_not_set_aside(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1, 2))
+    with pytest.raises(CheckpointError) as caught:
+        checkpoints.restore_newest_intact(
+            _big_state(), expected_meta=_meta(_big_state(), game="connect4"), warn=pytest.fail)
+    assert not isinstance(caught.value, CorruptCheckpointError)
+    assert "(iteration 2) was saved with game tictactoe (this run: connect4)" in str(caught.value)
+    assert checkpoints.iterations() == [1, 2]
+    assert not (tmp_path / "checkpoints" / "set-aside").exists()
+
+
+def test_setting_aside_the_same_iteration_twice_keeps_both(tmp_path):
+    checkpoints = _saved(tmp_path, iterations=(1, 2))
+    for _ in range(2):
+        _damage(tmp_path, 2, "flipped")
+        assert checkpoints.restore_newest_intact(
+            _big_state(), expected_meta=_meta(_big_state()), warn=lambda line: None)[0] == 1
+        checkpoints.save(2, _big_state(2), _meta(_big_state(), iteration=2))
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "set-aside").iterdir()) == [
+        "2", "2.2"]
+
+
+def test_asynchronous_saves_are_sealed_by_wait_save_and_close(tmp_path):
+    checkpoints = Checkpoints(tmp_path / "checkpoints", max_to_keep=3, asynchronous=True)
+    checkpoints.save(1, _big_state(1), _meta(_big_state(), iteration=1))
+    checkpoints.wait()
+    assert (tmp_path / "checkpoints" / "1" / "checksums.json").is_file()
+    checkpoints.save(2, _big_state(2), _meta(_big_state(), iteration=2))
+    checkpoints.save(3, _big_state(3), _meta(_big_state(), iteration=3))  # waits for 2 first
+    assert (tmp_path / "checkpoints" / "2" / "checksums.json").is_file()
+    checkpoints.close()
+    with Checkpoints(tmp_path / "checkpoints", max_to_keep=3) as reopened:
+        assert [reopened.verify(iteration) for iteration in (1, 2, 3)] == [True, True, True]
+        state, _ = reopened.restore(_big_state(), expected_meta=_meta(_big_state()))
+    _assert_same(state, _big_state(3))

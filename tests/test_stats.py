@@ -118,9 +118,61 @@ def test_resumed_iteration_takes_back_undone_promotions():
 def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "stats.json"
     st.write_stats(path, _run(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]  # nothing to back up yet
     st.write_stats(path, _run(2))
-    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "stats.json.prev"]
     assert st.read_stats(path).iteration == 2
+
+
+def test_each_write_keeps_the_previous_file_as_prev(tmp_path):
+    path = tmp_path / "stats.json"
+    for iteration in (1, 2, 3):
+        st.write_stats(path, _run(iteration))
+        if iteration > 1:
+            assert st.read_stats(st.backup_path(path)).iteration == iteration - 1
+    assert st.backup_path(path) == tmp_path / "stats.json.prev"
+
+
+def test_a_damaged_file_is_not_backed_up_over_the_good_backup(tmp_path):
+    path = tmp_path / "stats.json"
+    st.write_stats(path, _run(1))
+    st.write_stats(path, _run(2))
+    path.write_text('{"schema_version": 1, "ga')  # truncated, e.g. restored from a bad copy
+    st.write_stats(path, _run(3))
+    assert st.read_stats(path).iteration == 3
+    assert st.read_stats(st.backup_path(path)).iteration == 1
+
+
+def test_truncated_file_names_the_backup_and_the_fix(tmp_path):
+    path = tmp_path / "stats.json"
+    st.write_stats(path, _run(1))
+    st.write_stats(path, _run(2))
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(st.StatsError) as caught:
+        st.read_stats(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path} is not valid JSON")
+    assert message.endswith(f"copy {path}.prev over it, or delete it to start a new history")
+    # the backup is whole: following the advice recovers the run's history up to iteration 1
+    st.backup_path(path).replace(path)
+    assert st.read_stats(path) == _run(1)
+
+
+def test_rebuild_keeps_the_run_id_and_the_checkpoint_counters():
+    config = {"training": {"batch_size": 64}}
+    counters = {"positions_generated": 300, "games_played": 12, "samples_seen": 1920,
+                "wall_time_s": 7.5, "some_future_counter": 1}
+    stats = st.rebuild("tictactoe", "run-1", config, iteration=3, step=30, counters=counters,
+                       now=NOW)
+    assert (stats.game, stats.run_id, stats.config) == ("tictactoe", "run-1", config)
+    assert (stats.iteration, stats.step, stats.last_checkpoint) == (3, 30, 3)
+    assert (stats.positions_generated, stats.games_played, stats.samples_seen,
+            stats.wall_time_s) == (300, 12, 1920, 7.5)
+    assert stats.history == [] and stats.eval_history == []
+    # the loop goes on recording from there
+    assert _record(stats, 4).history[-1].iteration == 4
 
 
 def test_non_finite_numbers_become_null(tmp_path):
@@ -164,6 +216,8 @@ def test_unusable_files_give_one_line_errors(tmp_path, text, message):
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+    if text is not None and "99" not in text:  # damaged, not missing or from a newer version
+        assert str(caught.value).endswith(": delete it to start a new history")  # no .prev
 
 
 def test_eval_entry_derives_rates_and_score():

@@ -6,9 +6,9 @@
 """
 
 from cartridge_jax.run import checkpoint, layout, stats
-from cartridge_jax.run.checkpoint import CheckpointError, Checkpoints
+from cartridge_jax.run.checkpoint import CheckpointError, Checkpoints, CorruptCheckpointError
 from cartridge_jax.run.layout import model_dir, recorded_config, run_dir
 from cartridge_jax.run.stats import Stats, StatsError
 
-__all__ = ["CheckpointError", "Checkpoints", "Stats", "StatsError", "checkpoint", "layout",
-           "model_dir", "recorded_config", "run_dir", "stats"]
+__all__ = ["CheckpointError", "Checkpoints", "CorruptCheckpointError", "Stats", "StatsError",
+           "checkpoint", "layout", "model_dir", "recorded_config", "run_dir", "stats"]

@@ -11,7 +11,7 @@ Update functions return a new `Stats` and never change their argument:
     stats = new_stats("connect4", run_id, config.model_dump(mode="json"))
     stats = record_iteration(stats, step=..., iteration=..., losses=..., ...)
     stats = record_eval(stats, [eval_entry(step=..., opponent="random", wins=..., ...)])
-    write_stats(run_dir / "stats.json", stats)
+    write_stats(run_dir / "stats.json", stats)   # the file it replaces kept as stats.json.prev
 
 Non-finite numbers: NaN and infinity are not JSON, so they become `null`: a non-finite value
 given to a float field of the models (a diverged loss, say) is stored as None at once, and one
@@ -38,10 +38,14 @@ from pydantic import (
     model_validator,
 )
 
-from cartridge_jax._files import atomic_write_text
+from cartridge_jax._files import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
 MAX_HISTORY_POINTS = 1000
+BACKUP_SUFFIX = ".prev"  # stats.json.prev: the version before the latest write
+# Run totals a checkpoint's meta carries, by their Stats field names (see `rebuild`).
+_COUNTER_FIELDS = ("samples_seen", "positions_generated", "games_played", "wall_time_s",
+                   "replay_size")
 
 
 class StatsError(Exception):
@@ -407,32 +411,54 @@ def thin_history(points: Sequence[_Point], max_points: int = MAX_HISTORY_POINTS)
     return [points[0], *chosen, *dense]
 
 
-def write_stats(path: str | os.PathLike, stats: Stats) -> None:
-    """Writes `stats` to `path` as JSON, atomically (readers never see half a file).
+def backup_path(path: str | os.PathLike) -> epath.Path:
+    """Where `write_stats` keeps the previous version of `path`: `<path>.prev`."""
+    path = epath.Path(path)
+    return path.with_name(path.name + BACKUP_SUFFIX)
 
-    Non-finite numbers are written as `null` (see the module docstring); `allow_nan=False`
-    only guards that promise.
+
+def write_stats(path: str | os.PathLike, stats: Stats) -> None:
+    """Writes `stats` to `path` as JSON, atomically (readers never see half a file), keeping
+    the file it replaces as `backup_path(path)` (`stats.json.prev`).
+
+    The old file is copied to the backup (atomically) before the new one replaces it, so at
+    every moment both files are whole. An old file that is not JSON is not copied: the backup
+    keeps the last good version. Non-finite numbers are written as `null` (see the module
+    docstring); `allow_nan=False` only guards that promise.
     """
     text = json.dumps(stats.model_dump(mode="json"), indent=1, allow_nan=False)
+    path = epath.Path(path)
+    try:
+        previous = path.read_bytes()
+    except FileNotFoundError:
+        previous = None
+    if previous is not None and _is_json_object(previous):
+        atomic_write_bytes(backup_path(path), previous)
     atomic_write_text(path, text + "\n")
 
 
 def read_stats(path: str | os.PathLike) -> Stats:
-    """Reads a stats.json; StatsError with a one-line reason if it is missing or unusable."""
+    """Reads a stats.json; StatsError with a one-line reason if it is missing or unusable.
+
+    A damaged file's message names the fix: the backup `write_stats` keeps, when there is one,
+    or deleting the file (the run then starts a new history).
+    """
     try:
         with epath.Path(path).open(encoding="utf-8") as handle:
             data = json.load(handle, parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise StatsError(f"no stats file at {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise _damaged(path, f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
         raise StatsError(f"cannot read {path}: {error}") from None
     except ValueError as error:
-        raise StatsError(f"{path} is not valid JSON: {error}") from None
+        raise _damaged(path, f"is not valid JSON ({error})") from None
     if not isinstance(data, dict):
-        raise StatsError(f"{path} holds a JSON {type(data).__name__}, not a stats object")
+        raise _damaged(path, f"holds a JSON {type(data).__name__}, not a stats object")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise StatsError(f"{path} has no integer schema_version, so it is not a stats.json")
+        raise _damaged(path, "has no integer schema_version, so it is not a stats.json")
     if version > SCHEMA_VERSION:
         raise StatsError(
             f"{path} has schema_version {version}, this cartridge_jax reads up to "
@@ -443,10 +469,26 @@ def read_stats(path: str | os.PathLike) -> Stats:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "top level"
-        raise StatsError(
-            f"{path} does not match the stats schema at {where}: {first['msg']}"
-            + (f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else "")
+        more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
+        raise _damaged(
+            path, f"does not match the stats schema at {where}: {first['msg']}{more}"
         ) from None
+
+
+def rebuild(game: str, run_id: str, config: Mapping[str, Any], *, iteration: int, step: int,
+            counters: Mapping[str, Any], now: str | None = None) -> Stats:
+    """Minimal stats of a run whose stats.json is lost, from its newest checkpoint's meta.
+
+    The run id is kept, so the run stays the same run; the current values are those of
+    `iteration` and `step`, with `counters` (run totals) setting the `Stats` fields of their
+    names (samples_seen, positions_generated, games_played, wall_time_s, replay_size; other
+    keys are ignored). The history, evaluations and benchmarks start empty: they were only in
+    the lost file. `created` is unknown, so it is `now`.
+    """
+    counts = {name: value for name, value in counters.items() if name in _COUNTER_FIELDS}
+    stats = new_stats(game, run_id, config, now=now)
+    return _updated(stats, now, iteration=iteration, step=step, last_checkpoint=iteration,
+                    **counts)
 
 
 def fields_markdown() -> str:
@@ -471,6 +513,20 @@ def _type_name(annotation: Any) -> str:
         if text.startswith(container):
             text = word + text[len(container) : -1]
     return text
+
+
+def _damaged(path: str | os.PathLike, problem: str) -> StatsError:
+    backup = backup_path(path)
+    fix = (f"copy {backup} over it, or delete it to start a new history" if backup.exists()
+           else "delete it to start a new history")
+    return StatsError(f"{path} {problem}: {fix}")
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data, parse_constant=_refuse_constant), dict)
+    except ValueError:  # UnicodeDecodeError included
+        return False
 
 
 def _refuse_constant(name: str) -> Any:
