@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import sys
+import traceback
 import time
 from typing import Callable, Sequence
 
@@ -168,7 +169,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from cartridge_jax import parallel
     from cartridge_jax.model import export
-    from cartridge_jax.run import checkpoint
+    from cartridge_jax.run import checkpoint, lock
     from cartridge_jax.training import loop
 
     forced = {} if args.iterations is None else {"training.iterations": args.iterations}
@@ -184,7 +185,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     try:
         loop.run(config, progress=not args.no_progress)
-    except (checkpoint.CheckpointError, export.ExportError) as error:
+    except (checkpoint.CheckpointError, export.ExportError, lock.LockError) as error:
+        if config.common.log_level == "debug" and error.__cause__ is not None:
+            traceback.print_exception(error.__cause__)  # orbax's or TensorStore's full text
         raise config_lib.ConfigError(str(error)) from None
     except loop.TrainingError as error:
         print(f"cartridge-jax train: error: {error}", file=sys.stderr)

@@ -160,21 +160,6 @@ def test_truncated_file_names_the_backup_and_the_fix(tmp_path):
     assert st.read_stats(path) == _run(1)
 
 
-def test_rebuild_keeps_the_run_id_and_the_checkpoint_counters():
-    config = {"training": {"batch_size": 64}}
-    counters = {"positions_generated": 300, "games_played": 12, "samples_seen": 1920,
-                "wall_time_s": 7.5, "some_future_counter": 1}
-    stats = st.rebuild("tictactoe", "run-1", config, iteration=3, step=30, counters=counters,
-                       now=NOW)
-    assert (stats.game, stats.run_id, stats.config) == ("tictactoe", "run-1", config)
-    assert (stats.iteration, stats.step, stats.last_checkpoint) == (3, 30, 3)
-    assert (stats.positions_generated, stats.games_played, stats.samples_seen,
-            stats.wall_time_s) == (300, 12, 1920, 7.5)
-    assert stats.history == [] and stats.eval_history == []
-    # the loop goes on recording from there
-    assert _record(stats, 4).history[-1].iteration == 4
-
-
 def test_non_finite_numbers_become_null(tmp_path):
     stats = _record(_run(0), 1, losses={"total": math.nan, "policy": math.inf, "value": 0.1},
                     learning_rate=math.nan)

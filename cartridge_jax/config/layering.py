@@ -34,7 +34,8 @@ from cartridge_jax.config.schema import CommonConfig, Config
 ENV_PREFIX = "CARTRIDGE_"
 CONFIG_FILE_ENV = "CARTRIDGE_CONFIG"
 JAX_CACHE_DIR_ENV = "CARTRIDGE_JAX_CACHE_DIR"  # where compiled programs are kept (not a setting)
-_NOT_SETTINGS = (CONFIG_FILE_ENV, JAX_CACHE_DIR_ENV)
+FAULT_ENV = "CARTRIDGE_FAULT"  # a fault point for the fault-injection tests (run/faults.py)
+_NOT_SETTINGS = (CONFIG_FILE_ENV, JAX_CACHE_DIR_ENV, FAULT_ENV)
 DEFAULT_CONFIG_FILE = "config.toml"
 
 

@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "mcts": {"simulations": 32, "temperature_drop_move": 5, "max_considered_actions": 9},
         "selfplay": {"games": 128, "moves_per_iteration": 32, "random_opening_moves": 6},
         "training": {"iterations": 20, "steps_per_iteration": 200, "batch_size": 256,
-                     "replay_capacity": 100_000, "checkpoint_interval": 5},
+                     "replay_capacity": 100_000},
         "evaluation": {"simulations": 64, "interval": 20, "benchmarks": ["exhaustive"]},
     },
     "tictactoe-gpu": {

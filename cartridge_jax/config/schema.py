@@ -143,6 +143,11 @@ class TrainingConfig(_Section):
     """The optimiser, the replay buffer and checkpoints."""
 
     iterations: int = Field(20, ge=1, description="Self-play + training iterations in a run.")
+    time_budget_s: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="Stop after the iteration that brings the "
+        "run's self-play + training seconds to this (evaluation and saves not counted); 0 means "
+        "no limit."
+    )
     steps_per_iteration: int = Field(100, ge=1, description="Gradient steps per iteration.")
     batch_size: int = Field(256, ge=1, description="Positions per gradient step.")
     learning_rate: float = Field(
@@ -165,7 +170,10 @@ class TrainingConfig(_Section):
     value_loss_weight: float = Field(
         1.0, ge=0, allow_inf_nan=False, description="Value loss weight (policy loss weighs 1)."
     )
-    checkpoint_interval: int = Field(1, ge=1, description="Save a checkpoint every K iterations.")
+    checkpoint_interval: int = Field(
+        1, ge=1, description="Save a checkpoint every K iterations (asynchronously); stats.json "
+        "follows the checkpoints, so a kill loses at most K - 1 completed iterations."
+    )
     max_checkpoints: int = Field(3, ge=1, description="Checkpoints kept on disk (oldest removed).")
     snapshot_interval: int = Field(
         10, ge=0, description="Keep the parameters every K iterations in snapshots/ (for the Elo "
@@ -220,7 +228,16 @@ class EvaluationConfig(_Section):
 class ExportConfig(_Section):
     """ONNX export of the network for the web page."""
 
-    enabled: bool = Field(True, description="Export model.onnx after each checkpoint.")
+    enabled: bool = Field(
+        True, description="Export model.onnx in the background while training, and at the end."
+    )
+    interval: int = Field(
+        10, ge=1, description="Export at most every K iterations (a checkpoint's; skipped while "
+        "an export is running)."
+    )
+    min_interval_s: float = Field(
+        60.0, ge=0, allow_inf_nan=False, description="...and at most once per this many seconds."
+    )
     onnx_opset: int = Field(18, ge=1, le=26, description="ONNX operator set version.")
     onnx_ir_version: int = Field(10, ge=1, le=13, description="ONNX IR version of the file.")
 

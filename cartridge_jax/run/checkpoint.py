@@ -186,6 +186,10 @@ class Checkpoints:
         if not self._asynchronous:
             self.wait()
 
+    def saving(self) -> bool:
+        """Whether an asynchronous save is still being written (`wait` would block)."""
+        return self._manager.is_saving_in_progress()
+
     def wait(self) -> None:
         """Blocks until the last `save` is committed, then seals it: writes `CHECKSUM_FILE`,
         the size and sha256 of each of its files, into its folder (atomically, by the main

@@ -43,10 +43,6 @@ from cartridge_jax._files import atomic_write_bytes, atomic_write_text
 SCHEMA_VERSION = 1
 MAX_HISTORY_POINTS = 1000
 BACKUP_SUFFIX = ".prev"  # stats.json.prev: the version before the latest write
-# Run totals a checkpoint's meta carries, by their Stats field names (see `rebuild`).
-_COUNTER_FIELDS = ("samples_seen", "positions_generated", "games_played", "wall_time_s",
-                   "replay_size")
-
 
 class StatsError(Exception):
     """A stats.json problem; the message is one line naming the file and what is wrong."""
@@ -473,22 +469,6 @@ def read_stats(path: str | os.PathLike) -> Stats:
         raise _damaged(
             path, f"does not match the stats schema at {where}: {first['msg']}{more}"
         ) from None
-
-
-def rebuild(game: str, run_id: str, config: Mapping[str, Any], *, iteration: int, step: int,
-            counters: Mapping[str, Any], now: str | None = None) -> Stats:
-    """Minimal stats of a run whose stats.json is lost, from its newest checkpoint's meta.
-
-    The run id is kept, so the run stays the same run; the current values are those of
-    `iteration` and `step`, with `counters` (run totals) setting the `Stats` fields of their
-    names (samples_seen, positions_generated, games_played, wall_time_s, replay_size; other
-    keys are ignored). The history, evaluations and benchmarks start empty: they were only in
-    the lost file. `created` is unknown, so it is `now`.
-    """
-    counts = {name: value for name, value in counters.items() if name in _COUNTER_FIELDS}
-    stats = new_stats(game, run_id, config, now=now)
-    return _updated(stats, now, iteration=iteration, step=step, last_checkpoint=iteration,
-                    **counts)
 
 
 def fields_markdown() -> str:

@@ -7,8 +7,14 @@ split by games, training batches split, everything else replicated.
 
 A run directory holds orbax checkpoints (everything needed to continue: params, optimizer,
 replay buffer, self-play games, RNG), `stats.json`, parameter snapshots in `snapshots/` (see
-checkpoint.py) and, with `export.enabled`, the network exported at each checkpoint to
-`models/<game>/` (see export.py); rerunning the same command resumes.
+checkpoint.py), a lock (`train.lock`: one trainer per directory) and, with `export.enabled`, the
+exported network in `models/<game>/` (see export.py); rerunning the same command resumes.
+
+Nothing completed is lost. Every iteration (`training.checkpoint_interval`) is checkpointed
+asynchronously: the next iteration runs while orbax writes. The iteration's stats.json and its
+summary line wait until its checkpoint is committed, so neither ever runs ahead of what a resume
+finds. A stop (Ctrl-C, SIGTERM, `training.time_budget_s`) never saves part of an iteration: a
+signal drops the iteration in progress, waits for the save in flight and exits.
 
 Every `evaluation.interval` iterations the network plays `evaluation.games` games against each
 configured opponent and against the best network so far ("best"; at first the initial network),
@@ -20,11 +26,13 @@ evaluations and on disk as its snapshot, named by stats.json's `best_model`.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import math
 import signal
 import sys
+import threading
 import time
 import uuid
 from typing import TextIO
@@ -39,8 +47,9 @@ from cartridge_jax.evaluation.evaluator import Best, Evaluator
 from cartridge_jax.model import export as export_lib
 from cartridge_jax.model import nets
 from cartridge_jax.run import checkpoint as checkpoint_lib
-from cartridge_jax.run import layout
+from cartridge_jax.run import faults, layout
 from cartridge_jax.run import stats as stats_lib
+from cartridge_jax.run.lock import RunLock
 from cartridge_jax.training import replay
 from cartridge_jax.training import trainer as trainer_lib
 
@@ -49,30 +58,47 @@ class TrainingError(Exception):
     """The run cannot go on (e.g. the loss became NaN); the message is one line for people."""
 
 
-class _StopRequest:
-    """Turns the first Ctrl-C into a request to save and stop; a second one interrupts.
+class _Stops:
+    """Stop requests from signals. The first Ctrl-C or SIGTERM asks the run to drop the
+    iteration in progress and to stop once the save in flight is committed; a second Ctrl-C
+    quits at once (KeyboardInterrupt).
 
-    With several processes, one stops when any was asked to (`agreed`), so that all take the
-    same steps.
+    Both handlers are installed explicitly: a process started in the background by a
+    non-interactive shell begins with SIGINT ignored, and SIGTERM (a scheduler's or a container's
+    stop) would otherwise kill without waiting for the save. With several processes, one stops
+    when any was asked to (`agreed`), so that all take the same steps.
     """
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, out: TextIO):
+        self._out = out
+        self.signal_name: str | None = None  # the signal that asked to stop
 
     def agreed(self) -> bool:
         """Whether any process was asked to stop: a collective, called by all at one point."""
-        return parallel.any_process(self.requested)
+        return parallel.any_process(self.signal_name is not None)
 
-    def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+    def __enter__(self) -> _Stops:
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # else signals cannot reach us
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
         return self
 
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+    def _handle(self, number: int, frame) -> None:
+        if self.signal_name is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(number).name
+        again = " (Ctrl-C again to quit at once)" if number == signal.SIGINT else ""
+        print(f"{self.signal_name}: stopping; the iteration in progress is dropped{again}",
+              file=self._out, flush=True)
 
-    def __exit__(self, *exc_info):
-        signal.signal(signal.SIGINT, self._previous)
+    def __exit__(self, *exc_info: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+
+class _Dropped(Exception):
+    """A stop request came during an evaluation: the iteration is dropped."""
 
 
 @dataclasses.dataclass
@@ -80,23 +106,27 @@ class _Counters:
     positions_generated: int = 0
     games_played: int = 0
     samples_seen: int = 0
-    wall_time_s: float = 0.0
+    wall_time_s: float = 0.0  # whole iterations, evaluation included
+    clock_s: float = 0.0  # self-play and training only: the time budget's clock
 
 
 def run(
     config: config_lib.Config, *, out: TextIO | None = None, progress: bool = True
 ) -> stats_lib.Stats:
-    """Trains until `training.iterations` iterations are done, resuming from the run directory.
+    """Trains until `training.iterations` iterations are done or `training.time_budget_s` is
+    spent, resuming from the run directory.
 
-    Raises TrainingError (non-finite loss), checkpoint.CheckpointError (a checkpoint that
-    belongs to another game or network) and export.ExportError (an unwritable opset/IR pair).
-    Progress goes to `out` (default: standard error). `common.log_level`: "debug" also logs
-    every JAX compilation (to spot recompiles), "info" shows progress bars and one summary line
-    per iteration, "warning" and "error" only the start, stop and problems.
+    Raises TrainingError (non-finite loss, stats.json unwritable), checkpoint.CheckpointError (a
+    checkpoint of another game or network, none intact), stats.StatsError (stats.json
+    unreadable), lock.LockError (another trainer uses the run directory) and export.ExportError
+    (an unwritable opset/IR pair). Progress goes to `out` (default: standard error).
+    `common.log_level`: "debug" also logs every JAX compilation (to spot recompiles), "info"
+    shows progress bars and one summary line per iteration, "warning" and "error" only the
+    start, stop and problems.
 
     With several processes (parallel.py), every one calls this with the same configuration;
-    process 0 alone prints and writes stats.json, snapshots and exports, while checkpoints are
-    written by all (orbax writes each process's shards).
+    process 0 alone prints, holds the lock and writes stats.json, snapshots and exports, while
+    checkpoints are written by all (orbax writes each process's shards).
     """
     main = parallel.is_main_process()
     out = (out or sys.stderr) if main else io.StringIO()  # the other processes keep quiet
@@ -107,96 +137,196 @@ def run(
     evaluator = Evaluator(config, trainer.game, trainer.network.apply, trainer.mesh)
     run_dir = layout.run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)  # by every process: orbax needs it on each host
-    state = trainer.initial_state()
-    identity = trainer.identity(state.train_state.params)
-    if config.evaluation.interval:  # a bad opponent or benchmark stops the run before it starts
-        evaluator.check()
-    checkpoints = checkpoint_lib.Checkpoints(
-        layout.checkpoints_dir(run_dir), max_to_keep=config.training.max_checkpoints
-    )
-    carried = _resume(trainer, checkpoints, state, identity, run_dir, out)
-    done, state = carried.last_saved, carried.state
+    with contextlib.ExitStack() as cleanup:
+        if main:
+            cleanup.enter_context(RunLock(run_dir))
+        state = trainer.initial_state()
+        identity = trainer.identity(state.train_state.params)
+        if config.evaluation.interval:  # a bad opponent or benchmark stops the run before it starts
+            evaluator.check()
+        checkpoints = cleanup.enter_context(checkpoint_lib.Checkpoints(
+            layout.checkpoints_dir(run_dir), max_to_keep=config.training.max_checkpoints,
+            asynchronous=True))
+        carried = _resume(trainer, checkpoints, state, identity, run_dir, out)
+        if _finished(config, carried, run_dir, out):
+            return carried.stats
+        network = nets.describe(trainer.network, carried.state.train_state.params)
+        budget = config.training.time_budget_s
+        print(f"Training {trainer.game.display_name}: {network}, "
+              f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
+              f"({config.mcts.search}) on {_devices(trainer.mesh)}"
+              + (f", time budget {budget:,.0f} s" if budget else "")
+              + f", run directory {run_dir}", file=out)
+        exporter = _Exporter(trainer, run_dir, out) if config.export.enabled and main else None
+        if exporter:
+            cleanup.callback(exporter.close)
+        saver = cleanup.enter_context(_Saver(config, checkpoints, identity, run_dir, exporter,
+                                             out))
+        stops = cleanup.enter_context(_Stops(out))
+        context = _Context(trainer, evaluator, stops, saver, out, progress)
+        for iteration in range(carried.last_saved + 1, config.training.iterations + 1):
+            done = _iteration(context, carried, iteration)
+            if done is None:
+                saver.finish()
+                print(f"Stopped by {stops.signal_name}: iteration {iteration} dropped, "
+                      f"{run_dir} holds iteration {carried.last_saved}; rerun the same command "
+                      "to continue.", file=out)
+                break
+            carried, summary, final = done
+            carried = saver.save(carried, iteration, summary, final=final)
+            if final or stops.agreed():
+                saver.finish()
+                if stops.signal_name:
+                    print(f"Stopped by {stops.signal_name} after iteration {iteration}, saved "
+                          f"in {run_dir}; rerun the same command to continue.", file=out)
+                elif iteration < config.training.iterations:
+                    print(f"Time budget spent: {carried.counters.clock_s:,.0f} s of self-play "
+                          f"and training in {iteration} iterations.", file=out)
+                break
+        if exporter and stops.signal_name != "SIGTERM":  # SIGKILL follows SIGTERM soon
+            exporter.final(carried.state, carried.last_saved)
+    return carried.stats
+
+
+def _finished(config: config_lib.Config, carried: _Carried, run_dir: epath.Path,
+              out: TextIO) -> bool:
+    """Whether a resumed run has nothing left to do (says so)."""
+    done, clock_s = carried.last_saved, carried.counters.clock_s
+    budget = config.training.time_budget_s
     if done >= config.training.iterations:
         print(f"{run_dir} already has {done} iterations; raise --training.iterations to train "
               "more.", file=out)
-        checkpoints.close()
-        return carried.stats
-    network = nets.describe(trainer.network, state.train_state.params)
-    print(f"Training {trainer.game.display_name}: {network}, "
-          f"{config.selfplay.games} games x {config.mcts.simulations} simulations "
-          f"({config.mcts.search}) on {_devices(trainer.mesh)}, run directory {run_dir}",
-          file=out)
-
-    exporter = _Exporter(trainer, run_dir, out) if config.export.enabled and main else None
-    try:
-        with _StopRequest() as stop:
-            context = _Context(trainer, evaluator, stop, out, progress)
-            for iteration in range(done + 1, config.training.iterations + 1):
-                carried, cut_short = _iteration(context, carried, iteration)
-                carried = _save(config, carried, iteration, cut_short, checkpoints, identity,
-                                run_dir, exporter)
-                if cut_short:
-                    print(f"Stopped: saved iteration {iteration} in {run_dir}; rerun the same "
-                          "command to continue.", file=out)
-                    break
-        if exporter:
-            exporter.finish()
-    finally:
-        if exporter:
-            exporter.close()
-        checkpoints.close()
-    return carried.stats
+        return True
+    if budget and clock_s >= budget:
+        print(f"{run_dir} has spent its time budget ({clock_s:,.0f} s of {budget:,.0f} s in "
+              f"{done} iterations); raise --training.time_budget_s to train more.", file=out)
+        return True
+    return False
 
 
 def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoints,
             state: trainer_lib.RunState, identity: dict, run_dir: epath.Path,
             out: TextIO) -> _Carried:
-    """Where the run stands: its latest checkpoint and stats.json, or a new run from `state`
-    (the initial state, also the template every checkpoint is restored into)."""
+    """Where the run stands: its newest intact checkpoint and stats.json, or a new run from
+    `state` (the initial state, also the template every checkpoint is restored into)."""
     initial_params = jax.device_get(state.train_state.params)
     stats_path = layout.stats_path(run_dir)
-    done = checkpoints.latest_iteration() or 0
-    counters, stats = _Counters(), None
-    if done:
-        state, meta = checkpoints.restore(state, expected_meta=identity)
-        counters = _Counters(**meta["counters"])
-        stats = stats_lib.read_stats(stats_path) if stats_path.exists() else None
-        print(f"Resuming {run_dir} after iteration {done} (step {int(state.train_state.step)})",
-              file=out)
-    if stats is None:
-        stats = stats_lib.new_stats(trainer.game.name, uuid.uuid4().hex[:12],
-                                    trainer.config.model_dump(mode="json"))
+    game, config_json = trainer.game.name, trainer.config.model_dump(mode="json")
+
+    def warn(line: str) -> None:
+        print(f"Warning: {line}", file=out)
+
+    restored = checkpoints.restore_newest_intact(state, expected_meta=identity, warn=warn)
+    if restored is None:
+        if stats_path.exists():
+            warn(f"{run_dir} has a stats.json but no checkpoint to resume from: starting a new "
+                 f"run (the old stats.json will be kept as {stats_path.name}.prev)")
+        stats = stats_lib.new_stats(game, uuid.uuid4().hex[:12], config_json)
+        return _Carried(state, stats, _Counters(), Best(initial_params, 0), last_saved=0)
+    done, state, meta = restored
+    counters = _Counters(**meta["counters"])
+    stats = _resumed_stats(stats_path, meta, done, warn)
+    print(f"Resuming {run_dir} after iteration {done} (step {int(state.train_state.step)})",
+          file=out)
     best = _resumed_best(stats, done, run_dir, initial_params, state, out)
     return _Carried(state, stats, counters, best, last_saved=done)
 
 
-def _save(config: config_lib.Config, carried: _Carried, iteration: int, cut_short: bool,
-          checkpoints: checkpoint_lib.Checkpoints, identity: dict, run_dir: epath.Path,
-          exporter: _Exporter | None) -> _Carried:
-    """Snapshot, stats.json and, when due (every checkpoint_interval, the last iteration, a
-    stop), the checkpoint of `iteration` and its export. Files other than checkpoints are the
-    main process's to write."""
-    main = parallel.is_main_process()
-    state, stats = carried.state, carried.stats
-    final = iteration == config.training.iterations
-    save = cut_short or final or iteration % config.training.checkpoint_interval == 0
-    snapshots = config.training.snapshot_interval
-    if main and (carried.best.iteration == iteration
-                 or (snapshots and iteration % snapshots == 0)):
-        checkpoint_lib.save_snapshot(run_dir, iteration, state.train_state.params)
-    if save:
-        stats = stats.model_copy(update={"last_checkpoint": iteration})
-    # Stats first: a run that dies between the two redoes this iteration on resume, and
-    # record_iteration then replaces its history point instead of leaving a gap.
-    if main:
-        stats_lib.write_stats(layout.stats_path(run_dir), stats)
-    if not save:
-        return dataclasses.replace(carried, stats=stats)
-    checkpoints.save(iteration, state, {**identity, "iteration": iteration,
-                                        "counters": dataclasses.asdict(carried.counters)})
-    if exporter:
-        exporter.submit(state, iteration)
-    return dataclasses.replace(carried, stats=stats, last_saved=iteration)
+def _resumed_stats(stats_path: epath.Path, meta: dict, done: int, warn) -> stats_lib.Stats:
+    """The stats as of checkpoint `done`: the copy it holds. stats.json only mirrors it for
+    readers; it lags when the process died between the commit and the write, and may be
+    damaged or deleted: then it is written again (by the main process)."""
+    if "stats" not in meta:  # saved before checkpoints held their stats
+        return stats_lib.read_stats(stats_path)
+    saved = stats_lib.Stats.model_validate(meta["stats"])
+    try:
+        mirrored = stats_lib.read_stats(stats_path).iteration if stats_path.exists() else None
+    except stats_lib.StatsError as error:
+        warn(f"{error}; written again from the checkpoint of iteration {done} instead")
+        mirrored = -1
+    if mirrored is None:
+        warn(f"{stats_path} is missing: written again from the checkpoint of iteration {done}")
+    if mirrored != saved.iteration and parallel.is_main_process():
+        stats_lib.write_stats(stats_path, saved)
+    return saved
+
+
+class _Saver:
+    """Snapshots, checkpoints, stats.json and summary lines, in the order that keeps a run
+    directory consistent.
+
+    A checkpoint is written asynchronously (orbax copies the arrays, then writes on a thread
+    while the next iteration runs). Its iteration's stats.json and summary line wait until it
+    is committed: `poll` (between chunks) completes it once orbax is done, `finish` waits for
+    it. So stats.json's `iteration` never runs ahead of the newest checkpoint, and a resume
+    continues after the last iteration whose line was printed. Files other than checkpoints
+    are the main process's to write.
+    """
+
+    def __init__(self, config: config_lib.Config, checkpoints: checkpoint_lib.Checkpoints,
+                 identity: dict, run_dir: epath.Path, exporter: _Exporter | None, out: TextIO):
+        self._config, self._checkpoints, self._identity = config, checkpoints, identity
+        self._run_dir, self._exporter, self._out = run_dir, exporter, out
+        self._main = parallel.is_main_process()
+        self._pending: tuple[int, stats_lib.Stats, str | None] | None = None
+
+    def __enter__(self) -> _Saver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish()  # an error or a stop still keeps the save in flight
+
+    def save(self, carried: _Carried, iteration: int, summary: str | None, *,
+             final: bool) -> _Carried:
+        """Saves `iteration` when due (every checkpoint_interval, the last one); returns the
+        carried state with `last_saved` updated."""
+        self.finish()
+        snapshots = self._config.training.snapshot_interval
+        if self._main and (carried.best.iteration == iteration
+                           or (snapshots and iteration % snapshots == 0)):
+            checkpoint_lib.save_snapshot(self._run_dir, iteration,
+                                         carried.state.train_state.params)
+        if not (final or iteration % self._config.training.checkpoint_interval == 0):
+            self._print(summary)  # its stats wait for the next checkpoint
+            return carried
+        # The checkpoint holds the stats too, so that a resume never depends on stats.json.
+        stats = carried.stats.model_copy(update={"last_checkpoint": iteration})
+        self._checkpoints.save(iteration, carried.state, {
+            **self._identity, "iteration": iteration, "stats": stats.model_dump(mode="json"),
+            "counters": dataclasses.asdict(carried.counters)})
+        faults.point("checkpoint_save", iteration)
+        self._pending = (iteration, stats, summary)
+        if self._exporter:
+            self._exporter.maybe_submit(carried.state, iteration)
+        return dataclasses.replace(carried, stats=stats, last_saved=iteration)
+
+    def poll(self) -> None:
+        """Completes the save in flight if orbax has committed it."""
+        if self._pending is not None and not self._checkpoints.saving():
+            self.finish()
+
+    def finish(self) -> None:
+        """Waits for the save in flight, then writes its stats.json and prints its line."""
+        if self._pending is None:
+            return
+        iteration, stats, summary = self._pending
+        self._pending = None
+        self._checkpoints.wait()
+        if self._main:
+            faults.point("stats_write", iteration)
+            path = layout.stats_path(self._run_dir)
+            try:
+                stats_lib.write_stats(path, stats)
+            except OSError as error:
+                raise TrainingError(
+                    f"cannot write {path} ({error.strerror or error}); the checkpoint of iteration "
+                    f"{iteration} and the previous stats.json are intact: free some space or make "
+                    "the run directory writable, then rerun the same command") from None
+        self._print(summary)
+
+    def _print(self, summary: str | None) -> None:
+        if summary is not None:
+            tqdm.write(summary, file=self._out)
 
 
 def _devices(mesh) -> str:
@@ -224,30 +354,49 @@ def _resumed_best(stats, done, run_dir, initial_params, state, out) -> Best:
 
 
 class _Exporter:
-    """Exports checkpoints on a worker thread, so the next iteration overlaps the export (the
-    first jax2onnx export in a process costs ~10 s of start-up). One export at a time; an
-    export's error surfaces at the next `submit` or at `finish`."""
+    """Exports checkpoints on a worker thread, off the training's path (the first jax2onnx
+    export in a process costs seconds of start-up).
+
+    An export starts at a checkpoint when none is running and at least `export.interval`
+    iterations and `export.min_interval_s` seconds have passed since the last one started (the
+    first checkpoint of a process always exports), and once more at the end. An export's error
+    surfaces at the next export or at the end.
+    """
 
     def __init__(self, trainer: trainer_lib.Trainer, run_dir: epath.Path, out: TextIO):
         self._trainer, self._run_dir, self._out = trainer, run_dir, out
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export")
         self._pending: concurrent.futures.Future | None = None
+        self._last: tuple[int, float] | None = None  # (iteration, start time) of the last one
         self._announced = False
 
-    def submit(self, state: trainer_lib.RunState, iteration: int) -> None:
-        self._collect()
-        # A host copy: the next training chunk donates (frees) the device buffers.
-        params = jax.device_get(state.train_state.params)
-        step = int(state.train_state.step)
-        self._pending = self._pool.submit(
-            export_network, self._trainer, params, step, iteration, self._run_dir)
+    def maybe_submit(self, state: trainer_lib.RunState, iteration: int) -> None:
+        if self._pending is not None and not self._pending.done():
+            return
+        settings = self._trainer.config.export
+        if self._last is not None and (
+                iteration - self._last[0] < settings.interval
+                or time.monotonic() - self._last[1] < settings.min_interval_s):
+            return
+        self._submit(state, iteration)
 
-    def finish(self) -> None:
-        """Waits for the last export; raises its error, if any."""
+    def final(self, state: trainer_lib.RunState, iteration: int) -> None:
+        """Exports `iteration` unless that is done already; waits and raises its error."""
+        if iteration and (self._last is None or self._last[0] < iteration):
+            self._submit(state, iteration)
         self._collect()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def _submit(self, state: trainer_lib.RunState, iteration: int) -> None:
+        self._collect()
+        # A host copy: the next training chunk donates (frees) the device buffers.
+        params = jax.device_get(state.train_state.params)
+        step = int(state.train_state.step)
+        self._last = (iteration, time.monotonic())
+        self._pending = self._pool.submit(
+            export_network, self._trainer, params, step, iteration, self._run_dir)
 
     def _collect(self) -> None:
         if self._pending is None:
@@ -255,8 +404,10 @@ class _Exporter:
         folder, seconds = self._pending.result()
         self._pending = None
         if not self._announced:  # one line per run: later exports replace these files
-            print(f"Exported the network to {folder} in {seconds:.1f} s; updated at each "
-                  "checkpoint", file=self._out)
+            settings = self._trainer.config.export
+            print(f"Exported the network to {folder} in {seconds:.1f} s; updated every "
+                  f"{settings.interval} iterations and {settings.min_interval_s:g} s at most, "
+                  "and at the end", file=self._out)
             self._announced = True
 
 
@@ -264,6 +415,7 @@ def export_network(trainer, params, step, iteration, run_dir) -> tuple[epath.Pat
     """Exports `params` to <run_dir>/models/<game>/: (that folder, seconds taken)."""
     started = time.perf_counter()
     folder = layout.model_dir(run_dir, trainer.game.name)
+    faults.point("export", iteration)
     export_lib.export_model(
         trainer.game, trainer.network, params, trainer.config.model, folder,
         step=step, iteration=iteration,
@@ -279,13 +431,19 @@ class _Context:
 
     trainer: trainer_lib.Trainer
     evaluator: Evaluator
-    stop: _StopRequest
+    stops: _Stops
+    saver: _Saver
     out: TextIO
     progress: bool
 
     def bar(self, total: int, desc: str, unit: str) -> tqdm:
         return tqdm(total=total, desc=desc, unit=unit, file=self.out, leave=False,
                     disable=not self.progress, dynamic_ncols=True)
+
+    def between_chunks(self) -> bool:
+        """Host work between two chunks: completes a committed save; True means stop."""
+        self.saver.poll()
+        return self.stops.agreed()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,77 +457,101 @@ class _Carried:
     last_saved: int  # the newest checkpoint's iteration (0: none)
 
 
-def _iteration(context: _Context, carried: _Carried, iteration: int) -> tuple[_Carried, bool]:
+def _iteration(context: _Context, carried: _Carried,
+               iteration: int) -> tuple[_Carried, str | None, bool] | None:
     """One iteration: self-play, training, evaluation when due, recorded in the stats.
-    Returns what the next one starts from, and whether a stop request cut this one short."""
+    Returns what the next one starts from, the summary line (None below log level info) and
+    whether this is the run's last iteration; None when a stop request dropped it."""
     config = context.trainer.config
     started = time.perf_counter()
     key, selfplay_key, train_key, eval_key = jax.random.split(carried.state.key, 4)
     state = carried.state.replace(key=key)
-    state, played, trained, selfplay_s = _play_and_train(
-        context, state, selfplay_key, train_key, iteration, carried.last_saved)
-    stopping = played.stopped or trained.stopped
+    phases = _play_and_train(context, state, selfplay_key, train_key, iteration,
+                             carried.last_saved)
+    if phases is None:
+        return None
+    state, played, trained, selfplay_s, train_s = phases
+    clock_s = carried.counters.clock_s + selfplay_s + train_s
+    budget = config.training.time_budget_s
+    final = iteration == config.training.iterations or bool(budget and clock_s >= budget)
 
     step = int(state.train_state.step)
     entries, points, best = [], [], carried.best
     interval = config.evaluation.interval
-    final = iteration == config.training.iterations
-    if interval and (iteration % interval == 0 or final) and not stopping:
+    if interval and (iteration % interval == 0 or final):
         with context.bar(context.evaluator.tests, f"{iteration} evaluate", "test") as pbar:
-            entries, points, best = context.evaluator.evaluate(
-                state.train_state.params, best, iteration, step, eval_key,
-                after_test=lambda: pbar.update(1))
+            def after_test():
+                pbar.update(1)
+                if context.between_chunks():
+                    raise _Dropped
+
+            try:
+                entries, points, best = context.evaluator.evaluate(
+                    state.train_state.params, best, iteration, step, eval_key,
+                    after_test=after_test)
+            except _Dropped:
+                return None
 
     counters = _Counters(
         positions_generated=carried.counters.positions_generated + played.positions,
         games_played=carried.counters.games_played + played.games_finished,
         samples_seen=carried.counters.samples_seen + trained.steps * config.training.batch_size,
         wall_time_s=carried.counters.wall_time_s + time.perf_counter() - started,
+        clock_s=clock_s,
     )
-    stats = _record(context, carried.stats, state, iteration, counters, played, trained,
-                    selfplay_s, entries, points)
-    return dataclasses.replace(carried, state=state, stats=stats, counters=counters,
-                               best=best), stopping
+    stats, summary = _record(context, carried.stats, state, iteration, counters, played,
+                             trained, selfplay_s, entries, points)
+    carried = dataclasses.replace(carried, state=state, stats=stats, counters=counters,
+                                  best=best)
+    return carried, summary, final
 
 
 def _play_and_train(context: _Context, state, selfplay_key, train_key, iteration: int,
                     last_saved: int):
-    """(state, self-play result, training result, self-play seconds), with progress bars; a
-    stop request ends either phase early, and a non-finite loss raises TrainingError."""
+    """(state, self-play result, training result, self-play seconds, training seconds), with
+    progress bars; None when a stop request ended either phase. A non-finite loss raises
+    TrainingError."""
     trainer, config = context.trainer, context.trainer.config
     started = time.perf_counter()
     with context.bar(config.selfplay.moves_per_iteration, f"{iteration} self-play",
                      "move") as pbar:
         def after_moves(_moves_done):
             pbar.update(trainer.selfplay_chunk)
-            return context.stop.agreed()
+            faults.point("selfplay", iteration)
+            return context.between_chunks()
 
         state, played = trainer_lib.selfplay_phase(trainer, state, selfplay_key,
                                                    after_chunk=after_moves)
     selfplay_s = time.perf_counter() - started
     if played.stopped:
-        return state, played, trainer_lib.TrainResult([], 0, False), selfplay_s
+        return None
 
+    started = time.perf_counter()
     with context.bar(config.training.steps_per_iteration, f"{iteration} train", "step") as pbar:
         def after_steps(losses, train_state):
             total = float(losses.total)
             if not math.isfinite(total):
+                kept = (f"the run directory keeps iteration {last_saved}" if last_saved
+                        else "nothing was saved yet")
                 raise TrainingError(
                     f"the loss became {total} at step {int(train_state.step)} (iteration "
-                    f"{iteration}); stopped without saving it, the last good checkpoint "
-                    f"(iteration {last_saved}) is kept: lower --training.learning_rate or "
-                    "--training.grad_clip_norm")
+                    f"{iteration}); stopped without saving it, {kept}: lower "
+                    "--training.learning_rate or --training.grad_clip_norm")
             pbar.update(trainer.train_chunk)
-            return context.stop.agreed()
+            faults.point("train", iteration)
+            return context.between_chunks()
 
         state, trained = trainer_lib.train_phase(trainer, state, train_key,
                                                  after_chunk=after_steps)
-    return state, played, trained, selfplay_s
+    if trained.stopped:
+        return None
+    return state, played, trained, selfplay_s, time.perf_counter() - started
 
 
 def _record(context: _Context, stats, state, iteration, counters, played, trained, selfplay_s,
-            entries, points) -> stats_lib.Stats:
-    """The iteration in stats.json's history (and its evaluation, if any); one summary line."""
+            entries, points) -> tuple[stats_lib.Stats, str | None]:
+    """The iteration in stats.json's history (and its evaluation, if any), and its summary
+    line (None below log level info)."""
     trainer, config = context.trainer, context.trainer.config
     step = int(state.train_state.step)
     mean_losses = (
@@ -390,11 +572,11 @@ def _record(context: _Context, stats, state, iteration, counters, played, traine
     if entries:
         stats = stats_lib.record_eval(stats, entries)
         stats = stats_lib.record_benchmarks(stats, points)
-    if config.common.log_level in ("debug", "info"):
-        tqdm.write(_summary_line(iteration, config.training.iterations, step, mean_losses,
-                                 learning_rate, positions_per_s, games_per_s,
-                                 entries, points, counters.wall_time_s), file=context.out)
-    return stats
+    if config.common.log_level not in ("debug", "info"):
+        return stats, None
+    return stats, _summary_line(iteration, config.training.iterations, step, mean_losses,
+                                learning_rate, positions_per_s, games_per_s, entries, points,
+                                counters.wall_time_s)
 
 
 def _summary_line(iteration, iterations, step, losses, learning_rate, positions_per_s,
