@@ -333,6 +333,10 @@ def test_benchmarks_are_recorded(tiny_toml, tmp_path):
     assert (point.iteration, point.name, point.metric) == (1, "tictactoe/exhaustive",
                                                             "optimal_rate")
     assert 0 < point.value < 1
+    # On the training clock (self-play + training, not the evaluation) and positions.
+    last = stats.history[-1]
+    assert point.clock_s == last.clock_s and 0 < last.clock_s < last.wall_time_s
+    assert point.positions_generated == last.positions_generated == POSITIONS
     assert f"exhaustive optimal_rate {point.value:.3f}" in output
     # The raw network's measure too: its most likely move in every position, recomputed here.
     assert (raw.iteration, raw.name, raw.metric) == (1, "tictactoe/exhaustive",

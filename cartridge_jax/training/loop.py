@@ -567,11 +567,16 @@ def _record(context: _Context, stats, state, iteration, counters, played, traine
                     "train_steps_per_s": None},
         replay_size=int(replay.size(state.buffer)), samples_seen=counters.samples_seen,
         positions_generated=counters.positions_generated, games_played=counters.games_played,
-        wall_time_s=counters.wall_time_s, replay_capacity=state.buffer.capacity,
+        wall_time_s=counters.wall_time_s, clock_s=counters.clock_s,
+        replay_capacity=state.buffer.capacity,
     )
     if entries:
         stats = stats_lib.record_eval(stats, entries)
-        stats = stats_lib.record_benchmarks(stats, points)
+        # On the training clock and positions: strength curves against compute.
+        stats = stats_lib.record_benchmarks(stats, [
+            point.model_copy(update={"clock_s": counters.clock_s,
+                                     "positions_generated": counters.positions_generated})
+            for point in points])
     if config.common.log_level not in ("debug", "info"):
         return stats, None
     return stats, _summary_line(iteration, config.training.iterations, step, mean_losses,
