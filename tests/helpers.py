@@ -1,6 +1,11 @@
-"""Helpers shared by test modules: batched random games, compiled once per game and seed."""
+"""Helpers shared by test modules: batched random games, compiled once per game and seed; a tiny
+training configuration; training in a subprocess."""
 
 import functools
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +13,7 @@ import numpy as np
 
 from cartridge_jax import games
 from cartridge_jax.config import Config
+from cartridge_jax.config.layering import FAULT_ENV
 from cartridge_jax.model import nets
 from cartridge_jax.training import selfplay
 
@@ -104,3 +110,40 @@ def tictactoe_selfplay():
         static_argnames="moves",
     )
     return network, play, params
+
+
+# Training in a subprocess, for the tests that kill or interrupt it (test_loop.py,
+# test_faults.py). Subprocesses share compilations through the repository's persistent cache.
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py turns on
+
+
+def training_env(fault: str | None = None) -> dict[str, str]:
+    """A clean environment for a training subprocess: CPU, no CARTRIDGE_* settings, the
+    repository's compilation cache, and the fault point `fault` (e.g. "train:3") if given."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CARTRIDGE_")}
+    env.update(CARTRIDGE_JAX_CACHE_DIR=str(CACHE_DIR), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    if fault is not None:
+        env[FAULT_ENV] = fault
+    return env
+
+
+def start_training(toml, run_dir, cwd, *flags: str, fault: str | None = None) -> subprocess.Popen:
+    """`python -m cartridge_jax train --config TOML --run-dir RUN_DIR --no-progress FLAGS...`
+    from the folder `cwd`; stdout and stderr merged (all of train's output is on stderr)."""
+    command = [sys.executable, "-m", "cartridge_jax", "train", "--config", str(toml),
+               "--run-dir", str(run_dir), "--no-progress", *flags]
+    return subprocess.Popen(command, cwd=cwd, env=training_env(fault), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def trees_equal(a, b) -> bool:
+    """Same tree structure and every leaf equal bit for bit (typed PRNG keys by their data)."""
+    def as_numpy(leaf):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        return np.asarray(leaf)
+
+    leaves_a, tree_a = jax.tree.flatten(jax.tree.map(as_numpy, a))
+    leaves_b, tree_b = jax.tree.flatten(jax.tree.map(as_numpy, b))
+    return tree_a == tree_b and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))

@@ -9,20 +9,18 @@ killed or interrupted.
 
 import io
 import json
-import os
 import pathlib
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import TINY_TOML
+from helpers import CACHE_DIR, TINY_TOML, start_training, trees_equal
 
 from cartridge_jax import config as config_lib
 from cartridge_jax.evaluation import agents, position_sets
@@ -33,9 +31,6 @@ from cartridge_jax.run import stats as stats_lib
 from cartridge_jax.run.checkpoint import Checkpoints
 from cartridge_jax.training import learner, loop
 from cartridge_jax.training.trainer import RunState, Trainer
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-CACHE_DIR = REPO / ".jax_cache"  # the persistent compilation cache conftest.py turns on
 
 STEPS = 4  # training.steps_per_iteration
 POSITIONS = 8 * 8  # selfplay.games x moves_per_iteration: positions of one whole iteration
@@ -88,21 +83,6 @@ def _restore(toml, run_dir) -> tuple[RunState, dict]:
             template, expected_meta=trainer.identity(template.train_state.params))
 
 
-def _as_numpy(tree):
-    """Every leaf as a numpy array; typed PRNG keys as their raw key data."""
-    def leaf(x):
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        return np.asarray(x)
-    return jax.tree.map(leaf, tree)
-
-
-def _trees_equal(a, b) -> bool:
-    leaves_a, tree_a = jax.tree.flatten(_as_numpy(a))
-    leaves_b, tree_b = jax.tree.flatten(_as_numpy(b))
-    return tree_a == tree_b and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
-
-
 def _losses(stats) -> list[tuple]:
     return [(p.total_loss, p.policy_loss, p.value_loss) for p in stats.history]
 
@@ -147,22 +127,6 @@ def _error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("cartridge-jax train: error:")]
     assert len(lines) == 1, err
     return lines[0]
-
-
-def _subprocess_env(tmp_path) -> dict[str, str]:
-    """A clean environment for `scripts/train.py`: CPU, no CARTRIDGE_* settings, and the
-    repository's compilation cache, so subprocesses reuse compiles."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CARTRIDGE_")}
-    env.update(CARTRIDGE_JAX_CACHE_DIR=str(CACHE_DIR), JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
-    return env
-
-
-def _start_training(toml, run_dir, tmp_path, iterations) -> subprocess.Popen:
-    """`python scripts/train.py` on the tiny configuration; stdout and stderr merged."""
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", str(toml),
-               "--run-dir", str(run_dir), "--iterations", str(iterations), "--no-progress"]
-    return subprocess.Popen(command, cwd=tmp_path, env=_subprocess_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for_iteration_1(process: subprocess.Popen, run_dir: pathlib.Path) -> None:
@@ -303,8 +267,8 @@ def test_every_evaluation_promotes_at_threshold_zero(promoting_run):
     assert not any(e.became_new_best for e in first.eval_history if e.opponent != "best")
     assert first.best_model == stats_lib.BestModel(iteration=2, step=2 * STEPS)
     # The best network is on disk as its snapshot: the checkpoint's parameters.
-    assert _trees_equal(checkpoint_lib.load_snapshot(checkpoint_lib.snapshot_path(run_dir, 2),
-                                                     params_2), params_2)
+    assert trees_equal(checkpoint_lib.load_snapshot(checkpoint_lib.snapshot_path(run_dir, 2),
+                                                    params_2), params_2)
     resumed = _stats(run_dir)
     assert "Warning" not in output and "new best" in output
     assert resumed.best_model == stats_lib.BestModel(iteration=3, step=3 * STEPS)
@@ -314,7 +278,7 @@ def test_every_evaluation_promotes_at_threshold_zero(promoting_run):
 def test_resumed_run_plays_the_best_network_from_its_snapshot(promoting_run):
     _, _, params_2, _, best_played = promoting_run
     # Iteration 3 after resuming: every match gets iteration 2's network as the best.
-    assert best_played and all(_trees_equal(best, params_2) for best in best_played)
+    assert best_played and all(trees_equal(best, params_2) for best in best_played)
 
 
 def test_periodic_snapshots(tiny_toml, tmp_path):
@@ -381,7 +345,7 @@ def test_bad_opponent_stops_before_training(tiny_toml, tmp_path, run_cli):
 def test_killed_run_resumes_at_the_next_iteration(tiny_toml, tmp_path):
     run_dir = tmp_path / "run"
     iterations = SUBPROCESS_ITERATIONS
-    process = _start_training(tiny_toml, run_dir, tmp_path, iterations)
+    process = start_training(tiny_toml, run_dir, tmp_path, "--iterations", str(iterations))
     try:
         _wait_for_iteration_1(process, run_dir)
         process.send_signal(signal.SIGKILL)
@@ -408,7 +372,8 @@ def test_killed_run_resumes_at_the_next_iteration(tiny_toml, tmp_path):
 
 def test_ctrl_c_saves_and_exits_0(tiny_toml, tmp_path):
     run_dir = tmp_path / "run"
-    process = _start_training(tiny_toml, run_dir, tmp_path, SUBPROCESS_ITERATIONS)
+    process = start_training(tiny_toml, run_dir, tmp_path, "--iterations",
+                             str(SUBPROCESS_ITERATIONS))
     try:
         _wait_for_iteration_1(process, run_dir)
         process.send_signal(signal.SIGINT)
@@ -513,8 +478,8 @@ def test_same_seed_same_run_other_seed_differs(base_run, tiny_toml, tmp_path):
     assert _eval_results(same) == _eval_results(base_stats)
     base_state, _ = _restore(tiny_toml, base_dir)
     same_state, _ = _restore(tiny_toml, tmp_path / "same")
-    assert _trees_equal(same_state, base_state)  # params, optimizer, replay, games, RNG
+    assert trees_equal(same_state, base_state)  # params, optimizer, replay, games, RNG
 
     other_state, _ = _restore(tiny_toml, tmp_path / "other")
     assert _losses(other) != _losses(base_stats)
-    assert not _trees_equal(other_state.train_state.params, base_state.train_state.params)
+    assert not trees_equal(other_state.train_state.params, base_state.train_state.params)

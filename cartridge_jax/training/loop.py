@@ -216,7 +216,10 @@ def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoint
     def warn(line: str) -> None:
         print(f"Warning: {line}", file=out)
 
-    restored = checkpoints.restore_newest_intact(state, expected_meta=identity, warn=warn)
+    def say(line: str) -> None:  # checkpoint.py's lines carry their own "Warning:" or "Note:"
+        print(line, file=out)
+
+    restored = checkpoints.restore_newest_intact(state, expected_meta=identity, warn=say)
     if restored is None:
         if stats_path.exists():
             warn(f"{run_dir} has a stats.json but no checkpoint to resume from: starting a new "
