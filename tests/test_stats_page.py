@@ -3,9 +3,11 @@
 A tiny TicTacToe run writes stats.json and an exported model, `cartridge_jax.modelcard` its card;
 `cartridge_jax.website` serves a copy of site/ (without its shipped models) with the run laid
 over it. Debian's chromium, driven by playwright (the play page's test fixtures), opens the page.
-It must draw one chart point per history entry, show the run's counters, the model and its card,
-ask for nothing from another origin, log no console error, and pick up a rewritten stats.json by
-itself. A screenshot goes to $CARTRIDGE_ARTIFACTS_DIR (default: a pytest temporary folder).
+It must draw one chart point per history entry, the benchmarks against the training clock (or
+positions or steps, as chosen; steps when the points lack the clock), show the run's counters,
+the model and its card, ask for nothing from another origin, log no console error, and pick up a
+rewritten stats.json by itself. A screenshot goes to $CARTRIDGE_ARTIFACTS_DIR (default: a pytest
+temporary folder).
 """
 
 import io
@@ -39,7 +41,7 @@ def run_dir(tmp_path_factory) -> pathlib.Path:
     toml.write_text(TINY_TOML)
     config, _ = config_lib.load_config(config_file=str(toml), env={}, flags={
         "common.run_dir": str(folder / "run"), "training.iterations": ITERATIONS,
-        "export.enabled": True})
+        "export.enabled": True, "evaluation.benchmarks": ["exhaustive"]})
     loop.run(config, out=io.StringIO(), progress=False)
     run = folder / "run"
     model = run / "models" / "tictactoe"
@@ -74,6 +76,24 @@ def _points(page, chart: str) -> int:
     return int(page.get_attribute(f'[data-chart="{chart}"]', "data-points"))
 
 
+def _tooltip(page, chart: str) -> str:
+    """The tooltip's text with the cursor at the right end of `chart` (its last x)."""
+    page.mouse.move(0, 0)  # away first: a chart drawn anew under a resting cursor shows no tooltip
+    plot = page.locator(f'[data-chart="{chart}"] .u-over')
+    box = plot.bounding_box()
+    plot.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
+    tooltip = page.locator(f'[data-chart="{chart}"] .chart-tooltip')
+    tooltip.wait_for(state="visible")
+    return tooltip.inner_text()
+
+
+def _x_value(tooltip: str, label: str) -> str:
+    """The x in a tooltip's first line, "<label>: <x>"."""
+    first = tooltip.splitlines()[0]
+    assert first.startswith(f"{label}: "), tooltip
+    return first.removeprefix(f"{label}: ")
+
+
 def _card_value(page, label: str) -> str:
     card = page.locator(".stats-card", has=page.locator(".stats-card-label", has_text=label))
     return card.locator(".stats-card-value").inner_text()
@@ -97,7 +117,7 @@ def test_stats_page_draws_a_real_run_and_follows_updates(served, run_dir, open_p
     for opponent in {entry.opponent for entry in stats.eval_history}:
         matches = [entry for entry in stats.eval_history if entry.opponent == opponent]
         assert _points(page, f"eval-{opponent}") == len(matches)
-    assert _points(page, "benchmarks") == len(stats.benchmarks)
+    assert _points(page, "benchmarks") == len({point.step for point in stats.benchmarks})
 
     # The loss chart's canvas is really drawn on: plenty of non-transparent pixels.
     painted = page.evaluate("""() => {
@@ -110,12 +130,29 @@ def test_stats_page_draws_a_real_run_and_follows_updates(served, run_dir, open_p
     assert painted > 1000
 
     # Hovering the loss chart's right end shows the last step in a tooltip.
-    plot = page.locator('[data-chart="loss"] .u-over')
-    box = plot.bounding_box()
-    plot.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
-    tooltip = page.locator('[data-chart="loss"] .chart-tooltip')
-    tooltip.wait_for(state="visible")
-    assert f"step: {stats.history[-1].step}" in tooltip.inner_text()
+    assert f"step: {stats.history[-1].step}" in _tooltip(page, "loss")
+
+    # The benchmarks are drawn against the training clock, in minutes, their rates in percent;
+    # the control switches the x axis to positions generated and to steps.
+    last_point = stats.benchmarks[-1]
+    assert all(point.clock_s is not None for point in stats.benchmarks)
+    assert page.input_value('[data-testid="benchmark-x"]') == "clock"
+    tooltip = _tooltip(page, "benchmarks")
+    minutes = float(_x_value(tooltip, "training clock (min)"))
+    assert minutes == pytest.approx(last_point.clock_s / 60, rel=1e-2)  # 3 significant digits
+    measured = {f"{point.name} {point.metric}": point.value
+                for point in stats.benchmarks if point.step == last_point.step}
+    shown = dict(line.split(": ", 1) for line in tooltip.splitlines()[1:])
+    assert shown.keys() == measured.keys()  # TicTacToe's are all rates: optimal_rate, raw_...
+    for label, value in shown.items():
+        assert value.endswith("%")
+        assert float(value[:-1]) == pytest.approx(100 * measured[label], abs=0.05)
+    page.select_option('[data-testid="benchmark-x"]', "positions")
+    shown_positions = _x_value(_tooltip(page, "benchmarks"), "positions generated")
+    assert shown_positions == str(last_point.positions_generated)  # a tiny run's: under 1,000
+    page.select_option('[data-testid="benchmark-x"]', "step")
+    assert _x_value(_tooltip(page, "benchmarks"), "step") == f"{last_point.step:,}"
+    page.select_option('[data-testid="benchmark-x"]', "clock")
 
     # The summary cards show the run's counters, the model panel the exported model and its card.
     assert _card_value(page, "Step") == f"{stats.step:,}"
@@ -139,16 +176,24 @@ def test_stats_page_draws_a_real_run_and_follows_updates(served, run_dir, open_p
     assert _points(page, "loss") == len(stats.history)
 
     # The trainer finishes one more iteration, its loss diverged (null): the page shows it by
-    # itself, the point counted (a gap in the chart) and the latest loss shown as missing.
+    # itself, the point counted (a gap in the chart) and the latest loss shown as missing. Its
+    # benchmark point has no clock, as in a file written before the clock was recorded: the
+    # benchmarks fall back to steps.
     last = stats.history[-1]
-    stats_lib.write_stats(stats_path, stats_lib.record_iteration(
+    grown = stats_lib.record_iteration(
         stats, step=last.step + 4, iteration=last.iteration + 1,
         losses={"total": None, "policy": None, "value": None}, learning_rate=last.learning_rate,
         throughput={"positions_per_s": 100.0, "games_per_s": 10.0}, replay_size=last.replay_size,
         samples_seen=stats.samples_seen, positions_generated=stats.positions_generated,
-        games_played=stats.games_played, wall_time_s=stats.wall_time_s + 1))
+        games_played=stats.games_played, wall_time_s=stats.wall_time_s + 1)
+    stats_lib.write_stats(stats_path, stats_lib.record_benchmarks(grown, [
+        last_point.model_copy(update={"step": last.step + 4, "iteration": last.iteration + 1,
+                                      "clock_s": None})]))
     expect(page.locator('[data-chart="loss"]')).to_have_attribute(
         "data-points", str(len(stats.history) + 1), timeout=POLL_WAIT_MS)
+    assert page.input_value('[data-testid="benchmark-x"]') == "step"
+    assert page.locator('[data-testid="benchmark-x"] option[value="clock"]').is_disabled()
+    assert _x_value(_tooltip(page, "benchmarks"), "step") == f"{last.step + 4:,}"
     assert _card_value(page, "Step") == f"{last.step + 4:,}"
     assert _card_value(page, "Total loss") == "–"
     assert page.locator("#model-card > details").get_attribute("open") is not None  # still open

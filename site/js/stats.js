@@ -29,6 +29,12 @@ const format = {
   perSecond: (value) => `${statsData.formatCompact(value)}/s`,
 };
 
+// The benchmark chart's x axes by statsData.benchmarkAxes name, but for steps: every chart's default.
+const BENCHMARK_X = {
+  clock: { label: 'training clock (min)', format: (minutes) => statsData.formatNumber(minutes, 3) },
+  positions: { label: 'positions generated', format: statsData.formatCompact, whole: true },
+};
+
 // The files read per game: name -> file in models/<game>/. The card belongs to the exported
 // model, so it is read again only when the manifest changes.
 const FILES = { stats: 'stats.json', manifest: 'manifest.json', card: 'card.json' };
@@ -52,6 +58,7 @@ function start() {
     drawStats();
   });
   $('#controls').addEventListener('submit', (event) => event.preventDefault());
+  $('#benchmark-x').addEventListener('change', drawStats);
   setInterval(tickAges, AGE_TICK_MS);
 
   const wanted = new URLSearchParams(location.search).get('game') ?? 'tictactoe';
@@ -230,7 +237,7 @@ function humanKey(key) {
 function cardScalar(key, value) {
   if (typeof value !== 'number') return value === null ? '–' : String(value);
   if (key.endsWith('_s')) return statsData.formatDuration(value);
-  if (key.endsWith('_rate') || key === 'score') return statsData.formatPercent(value);
+  if (statsData.isFraction(key)) return statsData.formatPercent(value);
   return Number.isInteger(value) ? statsData.formatCount(value) : statsData.formatNumber(value);
 }
 
@@ -343,13 +350,27 @@ function drawThroughput(history) {
   }, [steps, positions, games]);
 }
 
+/** Strength against the x axis chosen, when every point has it (older files lack the clock
+ * and positions: steps then); rates and scores on a percent axis, other measures beside it. */
 function drawBenchmarks(points) {
   const container = $('[data-chart="benchmarks"]');
+  const choice = $('#benchmark-x');
+  const axes = statsData.benchmarkAxes(points);
+  for (const option of choice.options) option.disabled = !axes.includes(option.value);
+  if (!axes.includes(choice.value)) choice.value = 'step';
   if (!points.length) return drawNote(container, 'no benchmark measurements yet');
-  const { labels, data } = statsData.benchmarkSeries(points);
+  const { series, data } = statsData.benchmarkSeries(points, choice.value);
+  const fractions = series.some((item) => item.fraction);
+  const others = series.some((item) => !item.fraction);
   drawChart(container, {
-    series: labels.map((label, i) => ({ label, color: PALETTE[i % PALETTE.length] })),
-    axes: [{ scale: 'y', label: 'value', format: format.number }],
+    x: BENCHMARK_X[choice.value],
+    series: series.map((item, i) => ({
+      label: item.label, color: PALETTE[i % PALETTE.length], scale: item.fraction ? 'fraction' : 'value',
+    })),
+    axes: [
+      ...(fractions ? [{ scale: 'fraction', label: 'rate or score', format: statsData.formatPercent }] : []),
+      ...(others ? [{ scale: 'value', label: 'value', format: format.number, side: fractions ? 1 : 3 }] : []),
+    ],
   }, data);
 }
 

@@ -2,15 +2,18 @@
 // chart to its container, keeps it across data refreshes, and shows values in a tooltip.
 //
 // A chart is described by a spec:
-//   {series: [{label, color, faint?, markers?, scale?}], axes: [{scale, label, format, side?, range?}]}
-// and drawn from uPlot's column data: [xs, ys_1, ..., ys_n] with xs ascending (steps here).
+//   {x?: {label, format, whole?}, series: [{label, color, faint?, markers?, scale?}],
+//    axes: [{scale, label, format, side?, range?}]}
+// and drawn from uPlot's column data: [xs, ys_1, ..., ys_n] with xs ascending (steps unless x
+// says otherwise; `whole`: the xs are counts, so ticks fall on whole numbers).
 // null in a y column is a gap; undefined means "no value at this x" and the line continues.
 
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 
 const HEIGHT_PX = 220;
-// Tick spacings for the step axis: whole numbers only (1, 2, 5, 10, 20, 50, ...).
-const STEP_INCREMENTS = Array.from({ length: 36 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
+// Tick spacings for an axis of counts: whole numbers only (1, 2, 5, 10, 20, 50, ...).
+const WHOLE_INCREMENTS = Array.from({ length: 36 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
+const STEP_AXIS = { label: 'step', format: (step) => step.toLocaleString('en-US'), whole: true };
 const charts = new Map(); // container -> {chart, key, resize}
 
 /** Draws `data` in `container`; a chart with the same series is updated in place, keeping the
@@ -68,16 +71,24 @@ function options(container, spec) {
   const grid = style.getPropertyValue('--chart-grid').trim() || 'rgba(127, 127, 127, 0.2)';
   const background = style.getPropertyValue('--chart-background').trim() || '#fff';
   const formats = Object.fromEntries(spec.axes.map((axis) => [axis.scale, axis.format]));
+  const x = spec.x ?? STEP_AXIS;
   return {
     width: widthOf(container),
     height: HEIGHT_PX,
     scales: { x: { time: false }, ...Object.fromEntries(spec.axes.map((axis) => [axis.scale, axis.range ? { range: axis.range } : {}])) },
     series: [
-      { label: 'step' },
+      { label: x.label },
       ...spec.series.map((series) => seriesOptions(series, background)),
     ],
     axes: [
-      { label: 'step', stroke: text, grid: { stroke: grid }, ticks: { stroke: grid }, incrs: STEP_INCREMENTS },
+      {
+        label: x.label,
+        stroke: text,
+        grid: { stroke: grid },
+        ticks: { stroke: grid },
+        ...(x.whole ? { incrs: WHOLE_INCREMENTS } : {}),
+        values: (u, splits) => splits.map((value) => x.format(value)),
+      },
       ...spec.axes.map((axis, i) => ({
         scale: axis.scale,
         label: axis.label,
@@ -91,7 +102,7 @@ function options(container, spec) {
     ],
     legend: { live: false },
     cursor: { drag: { x: true, y: false } },
-    plugins: [tooltip(spec, formats)],
+    plugins: [tooltip(spec, x, formats)],
   };
 }
 
@@ -109,8 +120,9 @@ function seriesOptions(series, background) {
   };
 }
 
-/** A box beside the cursor listing the step and every shown series' value there. */
-function tooltip(spec, formats) {
+/** A box beside the cursor listing the x (the step, unless the spec says) and every shown
+ * series' value there. */
+function tooltip(spec, x, formats) {
   let box;
   return {
     hooks: {
@@ -126,7 +138,7 @@ function tooltip(spec, formats) {
           box.hidden = true;
           return;
         }
-        const rows = [row('step', u.data[0][i].toLocaleString('en-US'))];
+        const rows = [row(x.label, x.format(u.data[0][i]))];
         spec.series.forEach((series, s) => {
           const value = u.data[s + 1][i];
           if (!u.series[s + 1].show || value === undefined) return;

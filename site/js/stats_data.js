@@ -1,9 +1,10 @@
 // The stats page's data side: reading a run's stats.json and shaping it into chart series.
 // Pure functions, no DOM, so `node --test` covers them (site/tests/stats_data.test.mjs).
 //
-// The schema is docs/stats.md (defined in cartridge_jax/stats.py). Every `step` in the file is
-// the one gradient-step counter, so all charts share it as their x axis. Missing or non-finite
-// numbers arrive as null and stay null here: the charts draw them as gaps.
+// The schema is docs/stats.md (defined in cartridge_jax/run/stats.py). Every `step` in the file
+// is the one gradient-step counter, so the charts share it as their x axis; the benchmark chart
+// can also draw strength against compute (the training clock or the positions generated).
+// Missing or non-finite numbers arrive as null and stay null here: the charts draw them as gaps.
 
 export const KNOWN_SCHEMA_VERSION = 1;
 
@@ -131,25 +132,47 @@ export function evalSeries(entries) {
   ];
 }
 
+/** Whether a metric (or a model card's key) is a fraction in [0, 1], shown as a percentage:
+ * rates ("mistake_rate", "win_rate", ...) and scores. */
+export function isFraction(metric) {
+  return metric.endsWith('_rate') || metric === 'score';
+}
+
+// The benchmark chart's x axes: name -> the x of a point. Clock and positions are missing (null)
+// in stats.json files written before they were recorded.
+const BENCHMARK_X = {
+  clock: (point) => (Number.isFinite(point.clock_s) ? point.clock_s / 60 : null), // minutes
+  positions: (point) => point.positions_generated ?? null,
+  step: (point) => point.step,
+};
+
+/** The x axes the benchmark chart can use for `points`, of 'clock', 'positions' and 'step': an
+ * axis only when every point has its x ('step' always). */
+export function benchmarkAxes(points) {
+  return Object.keys(BENCHMARK_X).filter((axis) => points.every((point) => BENCHMARK_X[axis](point) !== null));
+}
+
 /**
- * Benchmark points as one line per benchmark: {labels, data} with data = [steps, ...values],
- * the steps the union over all benchmarks. A benchmark not measured at a step holds undefined
- * there (the line continues across it); a measurement that is null stays null (a gap).
+ * Benchmark points as one line per benchmark against `axis` (one of benchmarkAxes(points)):
+ * {series: [{label, fraction}], data} with data = [xs, ...values], the xs the union over all
+ * benchmarks (clock in minutes). A benchmark not measured at an x holds undefined there (the
+ * line continues across it); a measurement that is null stays null (a gap).
  */
-export function benchmarkSeries(points) {
-  const labels = [];
+export function benchmarkSeries(points, axis) {
+  const xOf = BENCHMARK_X[axis];
+  const series = [];
   const byLabel = new Map();
   for (const point of points) {
     const label = `${point.name} ${point.metric}`;
     if (!byLabel.has(label)) {
       byLabel.set(label, new Map());
-      labels.push(label);
+      series.push({ label, fraction: isFraction(point.metric) });
     }
-    byLabel.get(label).set(point.step, point.value ?? null);
+    byLabel.get(label).set(xOf(point), point.value ?? null);
   }
-  const steps = [...new Set(points.map((point) => point.step))].sort((a, b) => a - b);
-  const data = [steps, ...labels.map((label) => steps.map((step) => byLabel.get(label).get(step)))];
-  return { labels, data };
+  const xs = [...new Set(points.map(xOf))].sort((a, b) => a - b);
+  const data = [xs, ...series.map(({ label }) => xs.map((x) => byLabel.get(label).get(x)))];
+  return { series, data };
 }
 
 /** "ok" (win rate >= 70%), "fair" (>= 50%) or "poor": the colour of a result card. */

@@ -69,14 +69,48 @@ test('evalSeries marks new-best matches only', () => {
 test('benchmarkSeries aligns each benchmark on the union of steps', () => {
   const points = [
     { step: 100, name: 'a', metric: 'mistake_rate', value: 0.5 },
-    { step: 100, name: 'b', metric: 'mistake_rate', value: 0.4 },
+    { step: 100, name: 'b', metric: 'mean_disc_loss', value: 4 },
     { step: 200, name: 'a', metric: 'mistake_rate', value: null },
-    { step: 300, name: 'b', metric: 'mistake_rate', value: 0.2 },
+    { step: 300, name: 'b', metric: 'mean_disc_loss', value: 2 },
   ];
-  const { labels, data } = statsData.benchmarkSeries(points);
-  assert.deepEqual(labels, ['a mistake_rate', 'b mistake_rate']);
+  const { series, data } = statsData.benchmarkSeries(points, 'step');
+  assert.deepEqual(series, [
+    { label: 'a mistake_rate', fraction: true }, { label: 'b mean_disc_loss', fraction: false }]);
   // null: measured, no number (a gap); undefined: not measured at that step.
-  assert.deepEqual(data, [[100, 200, 300], [0.5, null, undefined], [0.4, undefined, 0.2]]);
+  assert.deepEqual(data, [[100, 200, 300], [0.5, null, undefined], [4, undefined, 2]]);
+});
+
+test('benchmarkSeries draws against the training clock in minutes or the positions generated', () => {
+  // Two sets measured on each network, the @128 one by the strength suite; 'vs greedy@128' a match.
+  const networks = [
+    { step: 40, clock_s: 90, positions_generated: 5000 },
+    { step: 80, clock_s: 300, positions_generated: 10000 },
+  ];
+  const points = networks.flatMap((network, i) => [
+    { ...network, name: 'connect4/Test_L2_R1@128', metric: 'mistake_rate', value: 0.2 - 0.1 * i },
+    { ...network, name: 'vs greedy@128', metric: 'score', value: 0.5 + 0.25 * i },
+  ]);
+  const clock = statsData.benchmarkSeries(points, 'clock');
+  assert.deepEqual(clock.series.map((item) => item.label),
+    ['connect4/Test_L2_R1@128 mistake_rate', 'vs greedy@128 score']);
+  assert.deepEqual(clock.data, [[1.5, 5], [0.2, 0.1], [0.5, 0.75]]);
+  assert.deepEqual(statsData.benchmarkSeries(points, 'positions').data[0], [5000, 10000]);
+  assert.deepEqual(statsData.benchmarkSeries(points, 'step').data.slice(1), clock.data.slice(1));
+});
+
+test('benchmarkAxes offers the clock and positions only when every point has them', () => {
+  const full = { step: 1, clock_s: 0, positions_generated: 0 };
+  assert.deepEqual(statsData.benchmarkAxes([full, full]), ['clock', 'positions', 'step']);
+  // A file written before the clock was recorded: null or absent.
+  assert.deepEqual(statsData.benchmarkAxes([full, { ...full, clock_s: null }]), ['positions', 'step']);
+  assert.deepEqual(statsData.benchmarkAxes([full, { step: 2 }]), ['step']);
+});
+
+test('isFraction: rates and scores are fractions, other measures are not', () => {
+  for (const metric of ['mistake_rate', 'raw_best_move_rate', 'score', 'win_rate']) {
+    assert.ok(statsData.isFraction(metric), metric);
+  }
+  for (const metric of ['mean_disc_loss', 'games', 'wall_time_s']) assert.ok(!statsData.isFraction(metric), metric);
 });
 
 test('parseStats refuses what the page cannot show, with one-line reasons', () => {
