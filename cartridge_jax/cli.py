@@ -156,9 +156,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _train_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train an AlphaZero agent (resumes from the run directory)",
-        description="Runs iterations of self-play, training and evaluation. Rerunning the same "
-        "command on the same run directory resumes from its last checkpoint; Ctrl-C saves and "
-        "stops.")
+        description="Runs iterations of self-play, training and evaluation, saving each "
+        "completed one (every --training.checkpoint_interval). Ctrl-C or SIGTERM drops the "
+        "iteration in progress, waits for the save in flight and stops; a second Ctrl-C quits "
+        "at once. Rerunning the same command on the same run directory resumes after the last "
+        "iteration saved.")
     parser.add_argument("--iterations", metavar="N", help="same as --training.iterations")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (one summary line per iteration only)")
@@ -184,7 +186,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                      "the run (new or one that train wrote)")
     enable_compilation_cache()
     try:
-        loop.run(config, progress=not args.no_progress)
+        loop.run(config, progress=not args.no_progress, exit_at_once=True)
     except (checkpoint.CheckpointError, export.ExportError, lock.LockError) as error:
         if config.common.log_level == "debug" and error.__cause__ is not None:
             traceback.print_exception(error.__cause__)  # orbax's or TensorStore's full text

@@ -33,6 +33,14 @@ def test_help_for_each_command(capsys, monkeypatch, tmp_path, command):
     assert status == 0 and "usage:" in out
 
 
+def test_train_help_says_what_a_stop_keeps(capsys, monkeypatch, tmp_path):
+    _, out, _ = run(capsys, monkeypatch, tmp_path, "train", "--help")
+    text = " ".join(out.split())
+    assert "Ctrl-C or SIGTERM drops the iteration in progress" in text
+    assert "a second Ctrl-C quits at once" in text
+    assert "resumes after the last iteration saved" in text
+
+
 @pytest.mark.parametrize("argv, env, needle", [
     (["config", "--training.lerning_rate", "1"], {}, "--training.lerning_rate"),
     (["config"], {"CARTRIDGE_TRAINING_LERNING_RATE": "1"}, "CARTRIDGE_TRAINING_LEARNING_RATE"),

@@ -260,14 +260,36 @@ def test_a_stop_signal_drops_the_iteration_in_progress_and_exits(stop, tiny_toml
     _assert_complete_like(run_dir, reference)
 
 
+def test_a_second_ctrl_c_during_a_save_quits_at_once_in_one_line(tiny_toml, reference, tmp_path,
+                                                                 run_cli):
+    run_dir = tmp_path / "run"
+    # Both Ctrl-Cs come right after iteration KILLED_AT's save starts: it is still being written.
+    status, output = _run(tiny_toml, run_dir, tmp_path,
+                          fault=f"checkpoint_save:{KILLED_AT}:SIGINT,SIGINT")
+    reached = f"fault point checkpoint_save:{KILLED_AT} reached"
+    assert reached in output, output
+    assert status == loop.INTERRUPTED_STATUS, output
+    assert output.split(reached, 1)[1].strip().splitlines() == [
+        "SIGINT: stopping; the iteration in progress is dropped (Ctrl-C again to quit at once)",
+        "SIGINT again: quit at once; rerun the same command to continue after the last "
+        "iteration saved"], output
+
+    # The save cut short is either an orbax temporary folder, ignored, or committed but not
+    # sealed, used unchecked (with a note): never a damaged checkpoint.
+    resumed = _rerun(run_cli, tiny_toml, run_dir)
+    assert _resumed_after(resumed) in (KILLED_AT - 1, KILLED_AT), resumed
+    assert "Warning" not in resumed, resumed
+    _assert_complete_like(run_dir, reference)
+
+
 # ---------------------------------------------------------------------------------------------
 # Damaged checkpoints and stats.json (copies of the reference run, resumed in-process)
 
 
-def _rerun(run_cli, tiny_toml, run_dir) -> str:
+def _rerun(run_cli, tiny_toml, run_dir, flags=FLAGS) -> str:
     """The training command in-process (no second JAX start-up); its output."""
     status, out, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
-                               "--no-progress", *_cli_flags(FLAGS))
+                               "--no-progress", *_cli_flags(flags))
     assert status == 0, err
     assert "Traceback" not in err, err
     return out + err
@@ -323,11 +345,69 @@ def test_stats_json_is_rewritten_from_the_checkpoint(damage, tiny_toml, referenc
 
     output = _rerun(run_cli, tiny_toml, run_dir)
     warning = _one_line_of(output, "Warning")
-    assert str(layout.stats_path(run_dir)) in warning, warning
-    assert f"from the checkpoint of iteration {resume_at}" in warning, warning
+    assert warning.startswith(f"Warning: {layout.stats_path(run_dir)} is "), warning
+    assert warning.endswith(f": written again from the checkpoint of iteration {resume_at}")
+    assert "delete" not in warning and "copy" not in warning, warning  # no fix to apply
     assert _resumed_after(output) == resume_at
     stats = _assert_complete_like(run_dir, reference)
     assert (stats.run_id, stats.created) == (reference[1].run_id, reference[1].created)
+
+
+def _read_only(path, stats):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+
+def test_a_stats_json_that_cannot_be_written_again_stops_in_one_line(
+        tiny_toml, reference, tmp_path, run_cli, monkeypatch):
+    run_dir = _copy(reference, tmp_path)
+    resume_at = ITERATIONS - 2
+    _keep_checkpoints_up_to(run_dir, resume_at)
+    path = layout.stats_path(run_dir)
+    _truncate_stats(path)
+    damaged = path.read_bytes()
+
+    with monkeypatch.context() as patch:  # a read-only run directory
+        patch.setattr(stats_lib, "write_stats", _read_only)
+        status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir",
+                                 str(run_dir), "--no-progress", *_cli_flags(FLAGS))
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    line = _one_line_of(err, "cartridge-jax train: error:")
+    assert f"cannot write {path} (Read-only file system); the checkpoint of iteration " \
+        f"{resume_at} and the previous stats.json are intact" in line, line
+    assert path.read_bytes() == damaged
+    assert _checkpoints(run_dir)[-1] == resume_at
+
+    _rerun(run_cli, tiny_toml, run_dir)  # writable again: the same command
+    _assert_complete_like(run_dir, reference)
+
+
+@pytest.mark.parametrize("left", ["lock", "stats"])
+def test_a_rerun_without_a_checkpoint_says_it_starts_over(left, tiny_toml, reference, tmp_path,
+                                                          run_cli):
+    if left == "lock":  # killed before its first checkpoint
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        (run_dir / "train.lock").write_text("1 on elsewhere\n")
+    else:  # the checkpoints deleted, or all set aside as damaged
+        run_dir = _copy(reference, tmp_path)
+        shutil.rmtree(layout.checkpoints_dir(run_dir))
+    old_stats = layout.stats_path(reference[0]).read_bytes()
+
+    output = _rerun(run_cli, tiny_toml, run_dir)
+    assert _resumed_after(output) == 0
+    if left == "lock":
+        assert _one_line_of(output, "No checkpoint") == \
+            f"No checkpoint in {run_dir}: starting a new run"
+        assert "Warning" not in output, output
+    else:
+        kept = run_dir / f"stats.json{stats_lib.OLD_SUFFIX}"
+        assert _one_line_of(output, "Warning") == (
+            f"Warning: {run_dir} has a stats.json but no checkpoint to resume from: starting a "
+            f"new run; the old stats.json is now {kept}")
+        assert kept.read_bytes() == old_stats  # the old history, out of the new run's way
+    stats = _assert_complete_like(run_dir, reference)
+    assert stats.run_id != reference[1].run_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,12 +448,15 @@ def _no_space(path) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-@pytest.mark.parametrize("where", ["stats_write", "checkpoint_save"])
+@pytest.mark.parametrize("where", ["stats_write", "checkpoint_save", "snapshot"])
 def test_a_full_disk_stops_in_one_line_and_keeps_what_was_saved(where, tiny_toml, reference,
                                                                  tmp_path, run_cli, monkeypatch):
     run_dir = tmp_path / "run"
     full_at = 2  # the disk fills up while iteration 2 is saved
+    # A snapshot every iteration (parameters only: the run's results are the same).
+    flags = {**FLAGS, "training.snapshot_interval": 1} if where == "snapshot" else FLAGS
     write_stats, save = stats_lib.write_stats, ocp.CheckpointManager.save
+    write_snapshot = checkpoint_lib.atomic_write_bytes
 
     def full_stats(path, stats):
         if stats.iteration == full_at:
@@ -385,26 +468,36 @@ def test_a_full_disk_stops_in_one_line_and_keeps_what_was_saved(where, tiny_toml
             raise _no_space(manager.directory / str(iteration))
         return save(manager, iteration, *args, **kwargs)
 
+    def full_snapshots(path, data):
+        if path == checkpoint_lib.snapshot_path(run_dir, full_at):
+            raise _no_space(path)
+        write_snapshot(path, data)
+
     with monkeypatch.context() as patch:
         if where == "stats_write":
             patch.setattr(stats_lib, "write_stats", full_stats)
-        else:
+        elif where == "checkpoint_save":
             patch.setattr(ocp.CheckpointManager, "save", full_checkpoints)
+        else:
+            patch.setattr(checkpoint_lib, "atomic_write_bytes", full_snapshots)
         status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir",
-                                 str(run_dir), "--no-progress", *_cli_flags(FLAGS))
+                                 str(run_dir), "--no-progress", *_cli_flags(flags))
+    # Like every problem of the environment (a second trainer, a damaged checkpoint): exit 2.
+    assert status == 2, err
     assert "Traceback" not in err, err
     line = _one_line_of(err, "cartridge-jax train: error:")
     assert "No space left on device" in line, line
-    if where == "stats_write":  # a TrainingError: exit 1
-        assert status == 1, err
-        assert str(layout.stats_path(run_dir)) in line, line
-        assert f"the checkpoint of iteration {full_at} and the previous stats.json are intact" \
-            in line, line
+    if where == "stats_write":
+        assert f"cannot write {layout.stats_path(run_dir)} (No space left on device); the " \
+            f"checkpoint of iteration {full_at} and the previous stats.json are intact" in line
         saved_iterations = list(range(1, full_at + 1))
-    else:  # a CheckpointError: exit 2
-        assert status == 2, err
+    elif where == "checkpoint_save":
         assert f"saving iteration {full_at} in " in line, line
         assert "(the previous checkpoints are intact)" in line, line
+        saved_iterations = list(range(1, full_at))
+    else:  # snapshots come before the checkpoint of their iteration
+        assert f"cannot write snapshot {checkpoint_lib.snapshot_path(run_dir, full_at)}: " \
+            in line, line
         saved_iterations = list(range(1, full_at))
     # The previous stats.json and every checkpoint saved are intact.
     assert stats_lib.read_stats(layout.stats_path(run_dir)).iteration == full_at - 1
@@ -412,6 +505,35 @@ def test_a_full_disk_stops_in_one_line_and_keeps_what_was_saved(where, tiny_toml
         assert saved.iterations() == saved_iterations
         assert all(saved.verify(iteration) for iteration in saved_iterations)
 
-    output = _rerun(run_cli, tiny_toml, run_dir)  # space freed: the same command again
+    output = _rerun(run_cli, tiny_toml, run_dir, flags)  # space freed: the same command again
     assert _resumed_after(output) == saved_iterations[-1]
     _assert_complete_like(run_dir, reference)
+
+
+def test_a_full_disk_during_an_export_stops_in_one_line(tiny_toml, reference, tmp_path,
+                                                        run_cli, monkeypatch):
+    run_dir = tmp_path / "run"
+    flags = {**FLAGS, **EXPORT_FLAGS}
+    folder = layout.model_dir(run_dir, "tictactoe")
+
+    def full_disk(*args, **kwargs):
+        raise _no_space(folder / "model.onnx")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "export_model", full_disk)
+        status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir",
+                                 str(run_dir), "--no-progress", *_cli_flags(flags))
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    line = _one_line_of(err, "cartridge-jax train: error:")
+    # The first export (iteration 1) fails; its error stops the run at the next export.
+    assert f"cannot export iteration 1 to {folder} (No space left on device); the checkpoints "\
+        "are intact" in line, line
+    stats = stats_lib.read_stats(layout.stats_path(run_dir))
+    with checkpoint_lib.Checkpoints(layout.checkpoints_dir(run_dir), max_to_keep=3) as saved:
+        assert saved.iterations()[-1] == stats.iteration
+        assert all(saved.verify(iteration) for iteration in saved.iterations())
+
+    _rerun(run_cli, tiny_toml, run_dir, flags)  # space freed: the same command again
+    _assert_complete_like(run_dir, reference)
+    assert export.read_manifest(folder)["iteration"] == ITERATIONS

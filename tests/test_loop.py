@@ -23,6 +23,7 @@ import pytest
 from helpers import CACHE_DIR, TINY_TOML, start_training, trees_equal
 
 from cartridge_jax import config as config_lib
+from cartridge_jax.config.layering import FAULT_ENV
 from cartridge_jax.evaluation import agents, position_sets
 from cartridge_jax.evaluation.evaluator import Evaluator
 from cartridge_jax.model import load
@@ -395,6 +396,20 @@ def test_ctrl_c_saves_and_exits_0(tiny_toml, tmp_path):
     assert _checkpoint_iterations(run_dir)[-1] == saved == stats.iteration
     assert stats.last_checkpoint == saved
     assert [p.iteration for p in stats.history] == list(range(1, saved + 1))
+
+
+def test_a_second_ctrl_c_in_process_raises_keyboard_interrupt(tiny_toml, tmp_path, monkeypatch):
+    """A caller in the same process (a notebook) keeps its process: a second Ctrl-C raises
+    KeyboardInterrupt once the save in flight is done (the command line quits at once instead,
+    tests/test_faults.py)."""
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv(FAULT_ENV, "checkpoint_save:2:SIGINT,SIGINT")  # while iteration 2 saves
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(_config(tiny_toml, run_dir, iterations=3), out=out, progress=False)
+    assert "SIGINT: stopping; the iteration in progress is dropped" in out.getvalue()
+    assert _checkpoint_iterations(run_dir) == [1, 2] and _stats(run_dir).iteration == 2
+    assert (run_dir / "checkpoints" / "2" / checkpoint_lib.CHECKSUM_FILE).exists()  # sealed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -445,9 +445,16 @@ def snapshot_path(run_dir: str | os.PathLike, iteration: int) -> epath.Path:
 
 
 def save_snapshot(run_dir: str | os.PathLike, iteration: int, params: Any) -> epath.Path:
-    """Writes the parameters of `iteration` (atomically); returns the file."""
+    """Writes the parameters of `iteration` (atomically); returns the file. CheckpointError in
+    one line when it cannot (a full disk, a read-only folder): no file is left half-written."""
     path = snapshot_path(run_dir, iteration)
-    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(params)))
+    try:
+        atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(params)))
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write snapshot {path}: {_root_cause(error)}: check free space and write "
+            f"permission of {path.parent}"
+        ) from error
     return path
 
 

@@ -43,9 +43,22 @@ from cartridge_jax._files import atomic_write_bytes, atomic_write_text
 SCHEMA_VERSION = 1
 MAX_HISTORY_POINTS = 1000
 BACKUP_SUFFIX = ".prev"  # stats.json.prev: the version before the latest write
+OLD_SUFFIX = ".old"  # stats.json.old: the history of a run started over (`move_aside`)
 
 class StatsError(Exception):
     """A stats.json problem; the message is one line naming the file and what is wrong."""
+
+
+class DamagedStatsError(StatsError):
+    """A stats.json whose content is unusable (cut short, not JSON, not a stats object).
+
+    `problem` names the file and what is wrong with it, without the fix the message adds: a
+    trainer that holds the stats in its checkpoint writes the file again instead.
+    """
+
+    def __init__(self, message: str, *, problem: str):
+        super().__init__(message)
+        self.problem = problem
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -446,6 +459,23 @@ def write_stats(path: str | os.PathLike, stats: Stats) -> None:
     atomic_write_text(path, text + "\n")
 
 
+def move_aside(path: str | os.PathLike) -> epath.Path:
+    """Renames `path` to `<path>.old` (`.old.2`, ... when taken) and returns the new name: a run
+    started over keeps the old history there, out of reach of its own writes (which replace
+    stats.json, and one write later stats.json.prev). StatsError in one line when it cannot."""
+    path = epath.Path(path)
+    destination, copy = path.with_name(path.name + OLD_SUFFIX), 1
+    while destination.exists():
+        copy += 1
+        destination = path.with_name(f"{path.name}{OLD_SUFFIX}.{copy}")
+    try:
+        path.rename(destination)
+    except OSError as error:
+        raise StatsError(f"cannot move {path} to {destination} ({error.strerror or error}): "
+                         "make the run directory writable, or use another --run-dir") from None
+    return destination
+
+
 def read_stats(path: str | os.PathLike) -> Stats:
     """Reads a stats.json; StatsError with a one-line reason if it is missing or unusable.
 
@@ -508,11 +538,11 @@ def _type_name(annotation: Any) -> str:
     return text
 
 
-def _damaged(path: str | os.PathLike, problem: str) -> StatsError:
+def _damaged(path: str | os.PathLike, problem: str) -> DamagedStatsError:
     backup = backup_path(path)
     fix = (f"copy {backup} over it, or delete it to start a new history" if backup.exists()
            else "delete it to start a new history")
-    return StatsError(f"{path} {problem}: {fix}")
+    return DamagedStatsError(f"{path} {problem}: {fix}", problem=f"{path} {problem}")
 
 
 def _is_json_object(data: bytes) -> bool:

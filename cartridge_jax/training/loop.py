@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import io
 import math
+import os
 import signal
 import sys
 import threading
@@ -58,10 +59,14 @@ class TrainingError(Exception):
     """The run cannot go on (e.g. the loss became NaN); the message is one line for people."""
 
 
+# The exit status of a second Ctrl-C: 128 + SIGINT, as shells report a process SIGINT ended.
+INTERRUPTED_STATUS = 130
+
+
 class _Stops:
     """Stop requests from signals. The first Ctrl-C or SIGTERM asks the run to drop the
     iteration in progress and to stop once the save in flight is committed; a second Ctrl-C
-    quits at once (KeyboardInterrupt).
+    quits at once: `os._exit(INTERRUPTED_STATUS)` with `exit_at_once`, else KeyboardInterrupt.
 
     Both handlers are installed explicitly: a process started in the background by a
     non-interactive shell begins with SIGINT ignored, and SIGTERM (a scheduler's or a container's
@@ -69,8 +74,8 @@ class _Stops:
     when any was asked to (`agreed`), so that all take the same steps.
     """
 
-    def __init__(self, out: TextIO):
-        self._out = out
+    def __init__(self, out: TextIO, *, exit_at_once: bool):
+        self._out, self._exit_at_once = out, exit_at_once
         self.signal_name: str | None = None  # the signal that asked to stop
 
     def agreed(self) -> bool:
@@ -86,11 +91,23 @@ class _Stops:
 
     def _handle(self, number: int, frame) -> None:
         if self.signal_name is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
+            self._quit()
         self.signal_name = signal.Signals(number).name
         again = " (Ctrl-C again to quit at once)" if number == signal.SIGINT else ""
         print(f"{self.signal_name}: stopping; the iteration in progress is dropped{again}",
               file=self._out, flush=True)
+
+    def _quit(self) -> None:
+        """A second Ctrl-C. The command line ends the process here and now, as kill -9 would
+        (tests/test_faults.py shows that loses no completed iteration): unwinding would wait for
+        the save and the export in flight, and orbax logs a traceback for a wait cut short. A
+        caller in the same process (a notebook) gets KeyboardInterrupt instead, after the waits.
+        """
+        if not self._exit_at_once:
+            raise KeyboardInterrupt
+        print("SIGINT again: quit at once; rerun the same command to continue after the last "
+              "iteration saved", file=self._out, flush=True)
+        os._exit(INTERRUPTED_STATUS)
 
     def __exit__(self, *exc_info: object) -> None:
         for number, previous in self._previous.items():
@@ -111,15 +128,18 @@ class _Counters:
 
 
 def run(
-    config: config_lib.Config, *, out: TextIO | None = None, progress: bool = True
+    config: config_lib.Config, *, out: TextIO | None = None, progress: bool = True,
+    exit_at_once: bool = False,
 ) -> stats_lib.Stats:
     """Trains until `training.iterations` iterations are done or `training.time_budget_s` is
     spent, resuming from the run directory.
 
-    Raises TrainingError (non-finite loss, stats.json unwritable), checkpoint.CheckpointError (a
-    checkpoint of another game or network, none intact), stats.StatsError (stats.json
-    unreadable), lock.LockError (another trainer uses the run directory) and export.ExportError
-    (an unwritable opset/IR pair). Progress goes to `out` (default: standard error).
+    Raises TrainingError (non-finite loss), checkpoint.CheckpointError (a checkpoint of another
+    game or network, none intact, a checkpoint or snapshot unwritable), stats.StatsError
+    (stats.json unreadable or unwritable), lock.LockError (another trainer uses the run
+    directory) and export.ExportError (an unwritable opset/IR pair or export folder). A second
+    Ctrl-C raises KeyboardInterrupt, or with `exit_at_once` (the command line) ends the process
+    at once with status INTERRUPTED_STATUS. Progress goes to `out` (default: standard error).
     `common.log_level`: "debug" also logs every JAX compilation (to spot recompiles), "info"
     shows progress bars and one summary line per iteration, "warning" and "error" only the
     start, stop and problems.
@@ -136,6 +156,7 @@ def run(
     trainer = trainer_lib.Trainer(config)
     evaluator = Evaluator(config, trainer.game, trainer.network.apply, trainer.mesh)
     run_dir = layout.run_dir(config)
+    existed = run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)  # by every process: orbax needs it on each host
     with contextlib.ExitStack() as cleanup:
         if main:
@@ -147,7 +168,7 @@ def run(
         checkpoints = cleanup.enter_context(checkpoint_lib.Checkpoints(
             layout.checkpoints_dir(run_dir), max_to_keep=config.training.max_checkpoints,
             asynchronous=True))
-        carried = _resume(trainer, checkpoints, state, identity, run_dir, out)
+        carried = _resume(trainer, checkpoints, state, identity, run_dir, existed, out)
         if _finished(config, carried, run_dir, out):
             return carried.stats
         network = nets.describe(trainer.network, carried.state.train_state.params)
@@ -162,7 +183,7 @@ def run(
             cleanup.callback(exporter.close)
         saver = cleanup.enter_context(_Saver(config, checkpoints, identity, run_dir, exporter,
                                              out))
-        stops = cleanup.enter_context(_Stops(out))
+        stops = cleanup.enter_context(_Stops(out, exit_at_once=exit_at_once))
         context = _Context(trainer, evaluator, stops, saver, out, progress)
         for iteration in range(carried.last_saved + 1, config.training.iterations + 1):
             done = _iteration(context, carried, iteration)
@@ -205,10 +226,11 @@ def _finished(config: config_lib.Config, carried: _Carried, run_dir: epath.Path,
 
 
 def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoints,
-            state: trainer_lib.RunState, identity: dict, run_dir: epath.Path,
+            state: trainer_lib.RunState, identity: dict, run_dir: epath.Path, existed: bool,
             out: TextIO) -> _Carried:
     """Where the run stands: its newest intact checkpoint and stats.json, or a new run from
-    `state` (the initial state, also the template every checkpoint is restored into)."""
+    `state` (the initial state, also the template every checkpoint is restored into). A new
+    run says so when the folder `existed`: a rerun never starts over silently."""
     initial_params = jax.device_get(state.train_state.params)
     stats_path = layout.stats_path(run_dir)
     game, config_json = trainer.game.name, trainer.config.model_dump(mode="json")
@@ -221,9 +243,12 @@ def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoint
 
     restored = checkpoints.restore_newest_intact(state, expected_meta=identity, warn=say)
     if restored is None:
-        if stats_path.exists():
+        if stats_path.exists() and parallel.is_main_process():
+            kept = stats_lib.move_aside(stats_path)
             warn(f"{run_dir} has a stats.json but no checkpoint to resume from: starting a new "
-                 f"run (the old stats.json will be kept as {stats_path.name}.prev)")
+                 f"run; the old stats.json is now {kept}")
+        elif existed:
+            print(f"No checkpoint in {run_dir}: starting a new run", file=out)
         stats = stats_lib.new_stats(game, uuid.uuid4().hex[:12], config_json)
         return _Carried(state, stats, _Counters(), Best(initial_params, 0), last_saved=0)
     done, state, meta = restored
@@ -237,21 +262,35 @@ def _resume(trainer: trainer_lib.Trainer, checkpoints: checkpoint_lib.Checkpoint
 
 def _resumed_stats(stats_path: epath.Path, meta: dict, done: int, warn) -> stats_lib.Stats:
     """The stats as of checkpoint `done`: the copy it holds. stats.json only mirrors it for
-    readers; it lags when the process died between the commit and the write, and may be
-    damaged or deleted: then it is written again (by the main process)."""
+    readers; it lags when the process died between the commit and the write (written again
+    silently), and may be damaged or deleted (written again with a warning), by the main
+    process. A stats.json that cannot be read at all (permissions) or is of a newer version
+    raises StatsError: it is not ours to replace."""
     if "stats" not in meta:  # saved before checkpoints held their stats
         return stats_lib.read_stats(stats_path)
     saved = stats_lib.Stats.model_validate(meta["stats"])
     try:
         mirrored = stats_lib.read_stats(stats_path).iteration if stats_path.exists() else None
-    except stats_lib.StatsError as error:
-        warn(f"{error}; written again from the checkpoint of iteration {done} instead")
+    except stats_lib.DamagedStatsError as error:
+        warn(f"{error.problem}: written again from the checkpoint of iteration {done}")
         mirrored = -1
     if mirrored is None:
         warn(f"{stats_path} is missing: written again from the checkpoint of iteration {done}")
     if mirrored != saved.iteration and parallel.is_main_process():
-        stats_lib.write_stats(stats_path, saved)
+        _write_stats(stats_path, saved, done)
     return saved
+
+
+def _write_stats(path: epath.Path, stats: stats_lib.Stats, checkpointed: int) -> None:
+    """`stats.write_stats`, its OSError (a full disk, a read-only run directory) as StatsError
+    in one line. The write is atomic: stats.json stays as it was."""
+    try:
+        stats_lib.write_stats(path, stats)
+    except OSError as error:
+        raise stats_lib.StatsError(
+            f"cannot write {path} ({error.strerror or error}); the checkpoint of iteration "
+            f"{checkpointed} and the previous stats.json are intact: free some space or make "
+            "the run directory writable, then rerun the same command") from None
 
 
 class _Saver:
@@ -297,8 +336,8 @@ class _Saver:
         self._checkpoints.save(iteration, carried.state, {
             **self._identity, "iteration": iteration, "stats": stats.model_dump(mode="json"),
             "counters": dataclasses.asdict(carried.counters)})
+        self._pending = (iteration, stats, summary)  # so an exception below still completes it
         faults.point("checkpoint_save", iteration)
-        self._pending = (iteration, stats, summary)
         if self._exporter:
             self._exporter.maybe_submit(carried.state, iteration)
         return dataclasses.replace(carried, stats=stats, last_saved=iteration)
@@ -317,14 +356,7 @@ class _Saver:
         self._checkpoints.wait()
         if self._main:
             faults.point("stats_write", iteration)
-            path = layout.stats_path(self._run_dir)
-            try:
-                stats_lib.write_stats(path, stats)
-            except OSError as error:
-                raise TrainingError(
-                    f"cannot write {path} ({error.strerror or error}); the checkpoint of iteration "
-                    f"{iteration} and the previous stats.json are intact: free some space or make "
-                    "the run directory writable, then rerun the same command") from None
+            _write_stats(layout.stats_path(self._run_dir), stats, iteration)
         self._print(summary)
 
     def _print(self, summary: str | None) -> None:
@@ -419,12 +451,19 @@ def export_network(trainer, params, step, iteration, run_dir) -> tuple[epath.Pat
     started = time.perf_counter()
     folder = layout.model_dir(run_dir, trainer.game.name)
     faults.point("export", iteration)
-    export_lib.export_model(
-        trainer.game, trainer.network, params, trainer.config.model, folder,
-        step=step, iteration=iteration,
-        opset=trainer.config.export.onnx_opset, ir_version=trainer.config.export.onnx_ir_version,
-        agent=export_lib.agent_settings(trainer.config),
-    )
+    try:
+        export_lib.export_model(
+            trainer.game, trainer.network, params, trainer.config.model, folder,
+            step=step, iteration=iteration, opset=trainer.config.export.onnx_opset,
+            ir_version=trainer.config.export.onnx_ir_version,
+            agent=export_lib.agent_settings(trainer.config),
+        )
+    except OSError as error:  # manifest.json comes last: a cut export is never taken for whole
+        raise export_lib.ExportError(
+            f"cannot export iteration {iteration} to {folder} ({error.strerror or error}); the "
+            "checkpoints are intact: free some space or make the folder writable, then rerun "
+            f"the same command (once the run is complete: cartridge-jax export {run_dir})"
+        ) from None
     return folder, time.perf_counter() - started
 
 
