@@ -444,6 +444,22 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     assert _checkpoint_iterations(run_dir) == [1]
 
 
+def test_nan_loss_in_the_first_iteration_says_nothing_was_saved(tiny_toml, tmp_path,
+                                                                 monkeypatch):
+    def nan_loss(*args):
+        total, losses = original(*args)
+        return total * jnp.nan, losses
+
+    original = learner.loss_fn
+    monkeypatch.setattr(learner, "loss_fn", nan_loss)
+    with pytest.raises(loop.TrainingError) as error:
+        _train(tiny_toml, tmp_path / "run", iterations=1)
+    message = str(error.value)
+    assert "(iteration 1); stopped without saving it, nothing was saved yet: lower " in message
+    assert "iteration 0" not in message
+    assert _checkpoint_iterations(tmp_path / "run") == []
+
+
 @pytest.mark.parametrize("flags, needles", [
     (["--game", "connect4"], ["tictactoe", "connect4"]),
     (["--model.mlp_hidden", "[32]"], ["network", "MLP 16", "MLP 32"]),
