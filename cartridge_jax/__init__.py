@@ -7,7 +7,7 @@ Public surface (loaded on first use, so `import cartridge_jax.config` starts no 
                    the typed configuration (defaults < preset < file < environment < flags)
   train            trains a configuration, resuming from its run directory
   search_agent, load_model
-                   THE agent (PUCT over the network) and the one loader of model paths
+                   THE agent (Gumbel MuZero over the network) and the one loader of model paths
   export_model     ONNX export of a network with its parameters and manifest
 
 Layers, bottom to top (each imports only those below it; docs/architecture.md):

@@ -248,7 +248,7 @@ def _model_config(args: argparse.Namespace, path: epath.Path) -> config_lib.Conf
 def _eval_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval", help="measure a trained model: benchmark positions, a match, or exhaustively",
-        description="Evaluates the agent (PUCT over the network, no noise, most visited move) "
+        description="Evaluates the agent (Gumbel MuZero over the network, without noise) "
         "of a run directory (its latest checkpoint) or an exported model folder.")
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="run directory or exported model folder (with manifest.json)")
@@ -293,8 +293,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _play_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "play", help="play a trained model in the terminal",
-        description="Plays one game against the agent (PUCT over the network, no noise, most "
-        "visited move) of a run directory (its latest checkpoint) or an exported model folder. "
+        description="Plays one game against the agent (Gumbel MuZero over the network, without "
+        "noise) of a run directory (its latest checkpoint) or an exported model folder. "
         "Type moves by name (TicTacToe b2, Connect 4 column 4, Othello d3 or pass), or undo, "
         "help, quit. Standard input may be a pipe.")
     parser.add_argument("game", metavar="GAME", help=f"one of {', '.join(games.names())}")
@@ -412,7 +412,7 @@ def _cmd_ladder(args: argparse.Namespace) -> int:
         result = ladder.rate(
             game, opponents=args.opponents.split(","),
             models=ladder.models_to_rate(args.models, args.snapshots),
-            simulations=sims, c_puct=config.mcts.c_puct,
+            simulations=sims,
             games=config.evaluation.games if args.games is None else args.games,
             key=jax.random.key(config.common.seed), round_robin=args.round_robin,
             progress=lambda line: print(line, file=sys.stderr, flush=True))

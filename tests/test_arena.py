@@ -64,7 +64,7 @@ def test_a_model_against_itself_scores_about_one_half():
     config = Config().model_copy(update={"model": ModelConfig(kind="mlp", mlp_hidden=(16,))})
     network = nets.make_network(config.model, game)
     params = nets.init_params(network, game, jax.random.key(3))
-    agent = agents.search_agent(game, network.apply, params, 8, 1.25)
+    agent = agents.search_agent(game, network.apply, params, 8)
     result = arena.match_summary(game, agent, agent, 64, KEY)
     assert result["wins"] + result["draws"] + result["losses"] == 64
     assert abs(result["score"] - 0.5) <= 0.1

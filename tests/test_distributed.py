@@ -208,7 +208,7 @@ def test_four_devices_split_evaluation_matches_and_positions(tiny_toml):
     # agent: the raw network's most likely move), and perfect play stays perfect.
     positions = position_sets.tictactoe_positions()
     network = nets.make_network(_config(tiny_toml).model, game)
-    raw = agents.search_agent(game, network.apply, nets.init_params(network, game, key), 0, 1.0)
+    raw = agents.search_agent(game, network.apply, nets.init_params(network, game, key), 0)
     one_device = agents.actions_in_chunks(raw, positions.states, key, 99)
     np.testing.assert_array_equal(
         agents.actions_in_chunks(raw, positions.states, key, 99, mesh), one_device)

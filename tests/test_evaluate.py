@@ -79,7 +79,7 @@ def test_connect4_rates_of_a_fixed_agent_match_the_definition(pons_slice):
 
 def test_connect4_raw_zero_network_plays_the_lowest_legal_column(pons_slice):
     path, lines = pons_slice
-    agent = agents.search_agent(games.make("connect4"), zero_net(7), {}, 0, 1.0)
+    agent = agents.search_agent(games.make("connect4"), zero_net(7), {}, 0)
     mistake_rate, optimal_rate = expected_rates(lines, min)
     result = position_sets.connect4_benchmark(agent, path, key=KEY, batch_size=64)
     assert result == {"mistake_rate": mistake_rate, "optimal_rate": optimal_rate, "n": 200}
@@ -235,7 +235,7 @@ def test_tictactoe_exhaustive_of_the_raw_zero_network_is_its_lowest_legal_cell()
     boards = solver.live_positions()
     expected = np.mean([min(i for i in range(9) if b[i] == 0) in solver.optimal_moves(b)
                         for b in boards])
-    agent = agents.search_agent(games.make("tictactoe"), zero_net(9), {}, 0, 1.0)
+    agent = agents.search_agent(games.make("tictactoe"), zero_net(9), {}, 0)
     assert position_sets.tictactoe_exhaustive(agent, key=KEY)["optimal_rate"] == expected
 
 
@@ -244,7 +244,7 @@ def test_search_agent_with_simulations_takes_an_immediate_win():
     # X X . / O O . / . . .  X to move: c1 (2) wins; the lowest legal cell (2) would too, so
     # also O's turn after X X . / O O . / X . . : O wins with c2 (5), the lowest legal is 2.
     boards = [(1, 1, 0, 2, 2, 0, 0, 0, 0), (1, 1, 0, 2, 2, 0, 1, 0, 0)]
-    agent = agents.search_agent(game, zero_net(9), {}, 32, 1.25)
+    agent = agents.search_agent(game, zero_net(9), {}, 32)
     moves = jax.jit(lambda states: agent(KEY, states))(solver.states_of(game, boards))
     assert moves.tolist() == [2, 5]
 
@@ -298,7 +298,7 @@ def test_evaluate_a_run_directory(run_dir):
     cfg, trainer, params = run_dir
     path = cfg.common.run_dir
     result = measure.evaluate(cfg, model_dir_or_run_dir=path, sims=0, exhaustive=True)
-    agent = agents.search_agent(trainer.game, trainer.network.apply, params, 0, cfg.mcts.c_puct)
+    agent = agents.search_agent(trainer.game, trainer.network.apply, params, 0)
     expected = position_sets.tictactoe_exhaustive(agent, key=jax.random.key(cfg.common.seed))
     assert result.pop("search_seconds") > 0
     assert result == {"game": "tictactoe", "model": path, "iteration": 3, "simulations": 0,
@@ -322,7 +322,7 @@ def test_evaluate_an_exported_model(tmp_path):
     started = time.perf_counter()
     result = measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0, exhaustive=True)
     wall = time.perf_counter() - started
-    agent = agents.search_agent(game, network.apply, params, 0, cfg.mcts.c_puct)
+    agent = agents.search_agent(game, network.apply, params, 0)
     assert result["iteration"] == 2
     assert 0 < result["search_seconds"] < wall  # the play alone, without loading or compiling
     assert result["optimal_rate"] == position_sets.tictactoe_exhaustive(

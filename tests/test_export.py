@@ -32,7 +32,7 @@ from cartridge_jax.training import loop
 PINNED = ExportConfig()  # the configured defaults: what the web page gets
 WEB_MAX_IR_VERSION = 13  # onnxruntime-web 1.30 refuses newer files (DESIGN.md)
 WEB_MAX_OPSET = 26
-AGENT = {"simulations": 9, "c_puct": 1.5}
+AGENT = {"search": "gumbel", "simulations": 9}
 BATCHES = (1, 7)
 ATOL = 1e-4
 FILES = [export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE, export.MANIFEST_FILE]
@@ -267,9 +267,9 @@ def test_training_exports_at_each_checkpoint(trained_run):
     assert sorted(os.listdir(folder)) == sorted(FILES)
     manifest = json.loads((folder / export.MANIFEST_FILE).read_text())
     assert (manifest["iteration"], manifest["step"]) == (1, 4)
-    # The web bot's default strength: the evaluation's simulations (4 in TINY_TOML), the
-    # search's c_puct (default).
-    assert manifest["agent"] == {"simulations": 4, "c_puct": config_lib.MctsConfig().c_puct}
+    # The web bot's default strength: the agent's search at the evaluation's simulations (4 in
+    # TINY_TOML).
+    assert manifest["agent"] == {"search": "gumbel", "simulations": 4}
     assert output.count("Exported the network to") == 1
     game, network, params, _ = export.load_exported(folder)
     _assert_parity(_session(folder / export.MODEL_FILE), game, network, params)

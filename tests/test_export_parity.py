@@ -5,7 +5,7 @@
    the configured IR version and opset, which onnxruntime-web reads (it refuses newer ones).
 2. The agent: site/js/search.js over site/js/games/, with onnxruntime-web evaluating the
    exported network, searches positions from random play like Python's agent
-   (`search.agent_search`, which `evaluate.search_agent` plays): same moves, same visit counts,
+   (`search.agent_search`, which `agents.search_agent` plays): same moves, same visit counts,
    same root values.
 
 Networks are tiny and freshly initialised (test_export.py's): parity is about arithmetic, not
@@ -45,16 +45,14 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: insta
 BATCHES = (1, 7)
 ATOL = 1e-4
 SIMULATIONS = (16, 64)
-C_PUCT = 1.25
 POSITIONS = 10  # per game
 
-# mctx adds 1e-7 * uniform noise to every selection score to break ties and computes in
-# float32 on JAX's network outputs; the JS search breaks ties by the lowest index and computes
-# in float64 on onnxruntime-web's outputs (within ~4e-7 of JAX's, see the first test). So a
-# selection whose best score led the runner-up by less than ~1e-6 can go either way. A search
-# may differ from Python's only if it made such a close call (the JS search reports its
-# closest, `closestMargin`), and most searches must make none. Selections inside finished games
-# are not counted: every choice there backs up the same values (reward 0, discount 0).
+# Both searches are deterministic and break exact ties by the lowest index, but Python's
+# computes in float32 on JAX's network outputs and the JS search in float64 on
+# onnxruntime-web's (within ~4e-7 of JAX's, see the first test). So a choice whose best score
+# led the runner-up by less than float32's rounding of the scores (a few units at the root)
+# can go either way. A search may differ from Python's only if it made such a close call (the
+# JS search reports its closest, `closestMargin`), and most searches must make none.
 CLOSE_CALL = 1e-5
 MAX_CLOSE_CALLS = 0.2  # the share of searches that may escape the exact comparison
 
@@ -80,10 +78,9 @@ def _python_agent(name: str, simulations: int):
     plies, batch = _positions(name)[1]
     roots = jax.tree.map(lambda leaf: leaf[plies, batch], states)
     agent = jax.jit(functools.partial(search.agent_search, game, network.apply,
-                                      simulations=simulations, c_puct=C_PUCT))
+                                      simulations=simulations))
     result = jax.tree.map(np.asarray, agent(params, jax.random.key(0), roots))
-    visits = np.rint(result.policy_target * simulations)  # action_weights = visits / simulations
-    return result.action, visits, result.root_value
+    return result.action, result.visit_counts, result.root_value
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +96,7 @@ def node_results(exported, tmp_path_factory):
             job["evaluations"].append({"game": name, "observations": observations.tolist()})
         for simulations in SIMULATIONS:
             job["searches"].append({"game": name, "moves": _positions(name)[0],
-                                    "simulations": simulations, "c_puct": C_PUCT})
+                                    "simulations": simulations})
     job_file = tmp_path_factory.mktemp("node") / "job.json"
     job_file.write_text(json.dumps(job))
     done = subprocess.run([NODE, str(NODE_AGENT), str(job_file)], capture_output=True,

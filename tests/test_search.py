@@ -23,8 +23,6 @@ from cartridge_jax.model import nets, search
 TICTACTOE = games.make("tictactoe")
 CONNECT4 = games.make("connect4")
 CONFIG = Config()
-C_PUCT = CONFIG.mcts.c_puct
-COPIES = 16  # copies of each hand-picked position: each copy gets its own search randomness
 
 
 def uniform_apply(num_actions):
@@ -40,13 +38,9 @@ def repeat(state, copies):
     return jax.tree.map(lambda leaf: jnp.repeat(leaf[None], copies, axis=0), state)
 
 
-def positions(game, texts, copies=COPIES):
-    """The positions after each move string, each repeated `copies` times (in that order)."""
-    return concatenate([repeat(game.from_text(text), copies) for text in texts])
-
-
-def concatenate(batches):
-    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *batches)
+def positions(game, texts):
+    """The positions after each move string, in that order."""
+    return stack([game.from_text(text) for text in texts])
 
 
 def pieces(states):
@@ -54,9 +48,13 @@ def pieces(states):
 
 
 # ---------------------------------------------------------------------------------------------
-# Tactics: the agent (PUCT, no noise, most visited) with a uniform net.
+# Tactics: the agent (Gumbel MuZero without noise) with a uniform net.
 
-AGENT_SIMULATIONS = 128
+# A uniform net gives no hint, so a threat is seen only once the search has tried every reply:
+# Sequential Halving's first phase gives each of 7 Connect 4 moves floor(S / (3 * 7)) visits,
+# and with 128 simulations (6 visits) it dropped Connect 4's only block (the 7th reply, the
+# winning one, was never tried). 200 simulations give 9.
+AGENT_SIMULATIONS = 200
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,10 +64,8 @@ def uniform_agent(game_name: str, simulations: int = AGENT_SIMULATIONS):
 
     @jax.jit
     def run(key, states):
-        result = search.agent_search(
-            game, apply_fn, None, key, states, simulations=simulations, c_puct=C_PUCT
-        )
-        return result.action, result.policy_target, result.root_value
+        result = search.agent_search(game, apply_fn, None, key, states, simulations=simulations)
+        return result.action, result.policy_target, result.root_value, result.visit_counts
 
     return run
 
@@ -102,15 +98,34 @@ CONNECT4_TACTICS = [
 def test_agent_wins_at_once_and_blocks_with_a_uniform_net(game_name, tactics):
     game = games.make(game_name)
     states = positions(game, [text for text, _, _ in tactics])
-    action, policy_target, root_value = uniform_agent(game_name)(jax.random.key(0), states)
-    expected = np.repeat([move for _, move, _ in tactics], COPIES)
+    action, policy_target, root_value, _ = uniform_agent(game_name)(jax.random.key(0), states)
+    expected = np.array([move for _, move, _ in tactics])
     chosen = np.asarray(action)
-    wrong = {tactics[i // COPIES][0]: int(chosen[i]) for i in np.flatnonzero(chosen != expected)}
+    wrong = {tactics[i][0]: int(chosen[i]) for i in np.flatnonzero(chosen != expected)}
     assert not wrong, f"positions -> moves played instead of the tactic: {wrong}"
     assert np.all(np.isfinite(policy_target)) and np.all(np.isfinite(root_value))
     # Where the side to move wins at once, the search's value of the position says so.
-    wins = np.repeat([kind == "win" for _, _, kind in tactics], COPIES)
+    wins = np.array([kind == "win" for _, _, kind in tactics])
     assert np.all(np.asarray(root_value)[wins] > 0.5), np.asarray(root_value)[wins]
+
+
+def test_agent_is_deterministic_and_spends_its_visits_by_sequential_halving():
+    """Another key changes nothing; the root visits follow Sequential Halving's schedule."""
+    network, params = small_connect4_net()
+    states = positions(CONNECT4, ["", "4453", "121212"])  # 7 legal moves each
+    agent = jax.jit(functools.partial(search.agent_search, CONNECT4, network.apply,
+                                      simulations=32))
+    first, second = (jax.tree.map(np.asarray, agent(params, jax.random.key(key), states))
+                     for key in (0, 1))
+    for name in ("action", "policy_target", "root_value", "visit_counts"):
+        assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    # Every move once (7 simulations), the best 3 three more times each (floor(32 / (3 * 3))),
+    # then the best 2 until the simulations run out (floor(32 / (3 * 2)) = 5 a phase).
+    assert np.array_equal(np.sort(first.visit_counts, axis=-1),
+                          np.tile([1, 1, 1, 1, 4, 12, 12], (3, 1)))
+    # The move is one of the two finalists; the improved policy is a distribution.
+    assert np.all(first.visit_counts[np.arange(3), first.action] == 12)
+    assert np.allclose(first.policy_target.sum(-1), 1)
 
 
 def test_agent_with_no_simulations_plays_the_best_legal_prior_move():
@@ -122,9 +137,7 @@ def test_agent_with_no_simulations_plays_the_best_legal_prior_move():
         jnp.zeros(obs.shape[0]),
     )
     states = stack([game.from_text(text) for text in ["", "9", "98", "1298", "95187"]])
-    result = search.agent_search(
-        game, apply_fn, None, jax.random.key(0), states, simulations=0, c_puct=C_PUCT
-    )
+    result = search.agent_search(game, apply_fn, None, jax.random.key(0), states, simulations=0)
     assert np.array_equal(result.action, [8, 7, 6, 6, 5])
     legal = np.asarray(states.legal_action_mask)
     target = np.asarray(result.policy_target)
@@ -135,9 +148,8 @@ def test_agent_with_no_simulations_plays_the_best_legal_prior_move():
         obs.reshape(obs.shape[0], -1) @ weights, jnp.zeros(obs.shape[0])
     )
     weights = jax.random.normal(jax.random.key(1), (18, 9))
-    result = search.agent_search(
-        game, apply_fn, weights, jax.random.key(0), states, simulations=0, c_puct=C_PUCT
-    )
+    result = search.agent_search(game, apply_fn, weights, jax.random.key(0), states,
+                                 simulations=0)
     logits, _ = apply_fn(weights, jax.vmap(game.observe)(states))
     legal = np.asarray(states.legal_action_mask)
     expected = np.argmax(np.where(legal, np.asarray(logits), -np.inf), axis=-1)
@@ -180,7 +192,7 @@ def test_untrained_net_with_discount_minus_one_beats_random_and_plus_one_is_wors
     def match(params_and_sign, key):
         def agent(key, states):
             return search.agent_search(
-                game, apply_fn, params_and_sign, key, states, simulations=64, c_puct=C_PUCT
+                game, apply_fn, params_and_sign, key, states, simulations=64
             ).action
 
         return arena.play(game, agent, opponents.builtin_agent(game, "random"), num_games, key)
@@ -400,8 +412,8 @@ def test_search_outputs_are_finite_near_and_at_the_end(kind):
 
 
 def test_agent_outputs_are_finite_near_and_at_the_end():
-    states = near_the_end(len(CONNECT4_TACTICS) * COPIES)
-    action, policy, value = uniform_agent("connect4")(jax.random.key(0), states)
+    states = near_the_end(KNOB_BATCH)
+    action, policy, value, _ = uniform_agent("connect4")(jax.random.key(0), states)
     assert np.all(np.isfinite(policy)) and np.all(np.isfinite(value))
     live = ~np.asarray(states.terminated)
     assert np.all(np.asarray(states.legal_action_mask)[live, np.asarray(action)[live]])

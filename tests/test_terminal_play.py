@@ -53,7 +53,7 @@ def config():
 @pytest.fixture(scope="module")
 def bot(model_dir, config):
     model = load.load_model(model_dir, config)
-    return terminal.Bot(model.game, model.network.apply, model.params, simulations=SIMULATIONS, c_puct=1.25, seed=0)
+    return terminal.Bot(model.game, model.network.apply, model.params, simulations=SIMULATIONS)
 
 
 def _stream(lines):

@@ -38,8 +38,7 @@ def agent_moves(cfg, model, params, boards, simulations):
     game = model.game
     states = solver.states_of(game, boards)
     act = jax.jit(lambda p, s: search.agent_search(
-        game, model.network.apply, p, jax.random.key(0), s,
-        simulations=simulations, c_puct=cfg.mcts.c_puct).action)
+        game, model.network.apply, p, jax.random.key(0), s, simulations=simulations).action)
     return np.asarray(act(params, states))
 
 
@@ -68,8 +67,7 @@ def test_never_loses_to_the_perfect_player(trained):
 
     def agent(key, states):
         return search.agent_search(game, model.network.apply, params, key, states,
-                                   simulations=cfg.evaluation.simulations,
-                                   c_puct=cfg.mcts.c_puct).action
+                                   simulations=cfg.evaluation.simulations).action
 
     perfect = solver.perfect_agent(solver.optimal_move_table())
     counts = jax.jit(lambda key: arena.play(game, agent, perfect, 128, key))(jax.random.key(1))

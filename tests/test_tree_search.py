@@ -68,9 +68,9 @@ def network(game_name: str, shipped: bool):
     return net.apply, nets.init_params(net, game, jax.random.key(7))
 
 
-POLICIES = {
-    "agent": (tree_search.muzero_policy, mctx.muzero_policy,
-              {"dirichlet_fraction": 0.0, "pb_c_init": 1.25, "pb_c_base": search.PB_C_BASE}),
+POLICIES = {  # "all": every action of the game (search.agent_search's setting)
+    "agent": (tree_search.gumbel_muzero_policy, mctx.gumbel_muzero_policy,
+              {"max_num_considered_actions": "all", "gumbel_scale": 0.0}),
     "puct": (tree_search.muzero_policy, mctx.muzero_policy,
              {"dirichlet_fraction": 0.25, "dirichlet_alpha": 0.3, "pb_c_init": 1.25,
               "pb_c_base": search.PB_C_BASE, "temperature": "per-game"}),
@@ -84,6 +84,8 @@ def run_search(policy, game_name: str, shipped: bool, batch: int, simulations: i
     apply, params = network(game_name, shipped)
     states = positions(game_name, batch)
     settings = dict(settings)
+    if settings.get("max_num_considered_actions") == "all":
+        settings["max_num_considered_actions"] = game.num_actions
     if settings.get("temperature") == "per-game":  # [B, 1], as self-play passes it
         settings["temperature"] = jnp.where(jnp.arange(batch) % 2 == 0, 1.0, 0.1)[:, None]
 
@@ -140,7 +142,7 @@ def test_equal_to_mctx_with_the_shipped_models(game_name):
 
 def test_a_perturbed_search_fails_the_comparison():
     """The control: the comparison sees another c_puct and one simulation fewer."""
-    ours, theirs, settings = POLICIES["agent"]
+    ours, theirs, settings = POLICIES["puct"]
     reference = run_search(theirs, "connect4", False, 16, 32, settings)
     other_c = run_search(ours, "connect4", False, 16, 32, {**settings, "pb_c_init": 2.0})
     assert "visit counts" in differences(other_c, reference)

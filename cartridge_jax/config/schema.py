@@ -94,14 +94,14 @@ class ModelConfig(_Section):
 
 
 class MctsConfig(_Section):
-    """Tree search used by self-play and by the playing agent."""
+    """Tree search of self-play only (the playing agent is noiseless Gumbel MuZero)."""
 
     search: Literal["gumbel", "puct"] = Field(
         "gumbel", description="Gumbel MuZero (good with few simulations) or AlphaZero PUCT."
     )
     simulations: int = Field(32, ge=1, description="Simulations per move in self-play.")
     c_puct: float = Field(
-        1.25, gt=0, allow_inf_nan=False, description="PUCT exploration constant."
+        1.25, gt=0, allow_inf_nan=False, description="PUCT: exploration constant."
     )
     dirichlet_alpha: float = Field(
         0.3, gt=0, allow_inf_nan=False, description="PUCT: root Dirichlet noise concentration."

@@ -1,7 +1,7 @@
 """Playing strength: agents, matches, benchmark position sets with external truth, the training
 run's evaluator, one-off measures (`eval`), and Elo ratings (`ladder`).
 
-    agent = agents.search_agent(game, network.apply, params, simulations=64, c_puct=1.25)
+    agent = agents.search_agent(game, network.apply, params, simulations=64)
     arena.match_summary(game, agent, "alphabeta:3", 100, key)        # wins, ..., score
     position_sets.load_benchmark(game, "connect4/Test_L2_R1.jsonl").measure(agent, key)
 """

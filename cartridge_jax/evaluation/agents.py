@@ -29,42 +29,40 @@ from cartridge_jax.parallel import DATA_AXIS
 Agent = Callable[[jax.Array, State], jax.Array]  # (key, states [B]) -> actions int32[B]
 
 
-def search_agent(game: Game, apply_fn: search.ApplyFn, params, simulations: int,
-                 c_puct: float) -> Agent:
+def search_agent(game: Game, apply_fn: search.ApplyFn, params, simulations: int) -> Agent:
     """THE agent (`search.agent_search`) with these parameters; `simulations=0` plays the raw
     network's most likely legal move."""
     search.check_simulations(simulations)
-    return Partial(_search_policy(game, apply_fn, simulations, c_puct), params)
+    return Partial(_search_policy(game, apply_fn, simulations), params)
 
 
 @functools.lru_cache(maxsize=16)
-def _search_policy(game, apply_fn, simulations, c_puct):
+def _search_policy(game, apply_fn, simulations):
     # Cached: one function object per setting, so jit reuses its compilation for new params.
     def policy(params, key, states):
         return search.agent_search(
-            game, apply_fn, params, key, states, simulations=simulations, c_puct=c_puct
+            game, apply_fn, params, key, states, simulations=simulations
         ).action
 
     return policy
 
 
-def opponent_agent(game: Game, name: str, *, simulations: int, c_puct: float) -> Agent:
+def opponent_agent(game: Game, name: str, *, simulations: int) -> Agent:
     """The agent of opponent `name` (opponents.py); a model path is played by the agent's search
     at `simulations`, like the evaluated model."""
     opponent = opponent_names.parse(name)
     if opponent.kind != "model":
         return opponents.builtin_agent(game, name)
-    return load_agent(game, opponent.path, simulations=simulations, c_puct=c_puct)[0]
+    return load_agent(game, opponent.path, simulations=simulations)[0]
 
 
-def load_agent(game: Game, path, *, simulations: int, c_puct: float) -> tuple[Agent, int]:
+def load_agent(game: Game, path, *, simulations: int) -> tuple[Agent, int]:
     """(agent, iteration) of the model at `path` (any path `model.load` reads), which must
     play `game`; ValueError (one line) otherwise."""
     model = load.load_model(path)
     if model.game is not game:
         raise ValueError(f"model {path} plays {model.game.name}, not {game.name}")
-    return search_agent(game, model.network.apply, model.params, simulations, c_puct), \
-        model.iteration
+    return search_agent(game, model.network.apply, model.params, simulations), model.iteration
 
 
 def as_partial(agent: Agent) -> Partial:

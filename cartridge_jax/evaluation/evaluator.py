@@ -60,14 +60,14 @@ class Evaluator:
     def agent(self, params) -> agents.Agent:
         """The evaluated agent (and the best model's) with `params`."""
         return agents.search_agent(self.game, self.apply_fn, params,
-                                   self.config.evaluation.simulations, self.config.mcts.c_puct)
+                                   self.config.evaluation.simulations)
 
     @functools.cached_property
     def opponents(self) -> tuple[agents.Agent, ...]:
         """The configured opponents' agents (models loaded once); ConfigError if one cannot be."""
         try:
             return tuple(
-                agents.opponent_agent(self.game, name, c_puct=self.config.mcts.c_puct,
+                agents.opponent_agent(self.game, name,
                                       simulations=self.config.evaluation.simulations)
                 for name in self.config.evaluation.opponents)
         except ValueError as error:
@@ -119,7 +119,7 @@ class Evaluator:
             results[name] = self.match(params, best.params, index,
                                        jax.random.fold_in(match_key, index))
             after_test()
-        raw_network = agents.search_agent(self.game, self.apply_fn, params, 0, 1.0)
+        raw_network = agents.search_agent(self.game, self.apply_fn, params, 0)
         for index, positions in enumerate(self.benchmarks):
             set_key = jax.random.fold_in(benchmark_key, index)
             raw = positions.measure(raw_network, set_key, mesh=self.mesh)

@@ -2,7 +2,7 @@
 
     models = models_to_rate(["site/models/connect4"], ["data/runs/connect4"])
     result = rate(game, opponents=["random", "greedy"], models=models, simulations=64,
-                  c_puct=1.25, games=50, key=key)   # or play_ladder(game, players, ...)
+                  games=50, key=key)   # or play_ladder(game, players, ...)
     print(elo.table(...)); write_json(path, result)
 
 Who plays whom (`pairings`): every pair of named opponents (which links them to the anchor,
@@ -86,7 +86,7 @@ def models_to_rate(models: Sequence[str], snapshot_runs: Sequence[str]) -> dict[
 
 
 def rate(game: Game, *, opponents: Sequence[str], models: Mapping[str, epath.Path],
-         simulations: int, c_puct: float, games: int, key: jax.Array,
+         simulations: int, games: int, key: jax.Array,
          round_robin: bool = False, progress: Callable[[str], None] = lambda line: None) -> dict:
     """`play_ladder` over the named `opponents` (the anchor always in, first) and `models`
     (played by the agent's search at `simulations`); the result records the simulations."""
@@ -94,7 +94,7 @@ def rate(game: Game, *, opponents: Sequence[str], models: Mapping[str, epath.Pat
     names = [ANCHOR, *(name for name in names if name != ANCHOR)]
     players = {name: builtin_agent(game, name) for name in names}
     for name, path in models.items():
-        players[name], _ = agents.load_agent(game, path, simulations=simulations, c_puct=c_puct)
+        players[name], _ = agents.load_agent(game, path, simulations=simulations)
     result = play_ladder(game, players, models=list(models), games=games, key=key,
                          round_robin=round_robin, progress=progress)
     return {**result, "simulations": simulations}

@@ -35,7 +35,7 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
 
     `model_dir_or_run_dir`: any path `model.load` reads. `config`: what the model plays with
     (`load.model_config`); `sims` defaults to evaluation.simulations, `games` to
-    evaluation.games; c_puct and the seed come from `config`. Returns the measure's dict plus
+    evaluation.games; the seed comes from `config`. Returns the measure's dict plus
     game, model, iteration and simulations. ValueError (one line) on a bad input.
     """
     chosen = [name for name, given in
@@ -47,14 +47,13 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
     model = load.load_model(model_dir_or_run_dir, config)
     game = model.game
     sims = config.evaluation.simulations if sims is None else sims
-    agent = agents.search_agent(game, model.network.apply, model.params, sims, config.mcts.c_puct)
+    agent = agents.search_agent(game, model.network.apply, model.params, sims)
     key = jax.random.key(config.common.seed)
     result = {"game": game.name, "model": str(model_dir_or_run_dir),
               "iteration": model.iteration, "simulations": sims}
     if opponent is not None:
         games = arena.even_games(config.evaluation.games) if games is None else games
-        opponent_moves = agents.opponent_agent(game, opponent, simulations=sims,
-                                               c_puct=config.mcts.c_puct)
+        opponent_moves = agents.opponent_agent(game, opponent, simulations=sims)
         result["opponent"] = opponent
         with _play_seconds() as seconds:
             result.update(arena.match_summary(game, agent, opponent_moves, games, key))

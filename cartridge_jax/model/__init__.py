@@ -3,8 +3,7 @@ run by `tree_search`: mctx's algorithms at a cost per simulation that does not g
 tree), ONNX export, and loading a trained model from any model path.
 
     network = nets.make_network(config.model, game)
-    result = search.agent_search(game, network.apply, params, key, states, simulations=64,
-                                 c_puct=1.25)
+    result = search.agent_search(game, network.apply, params, key, states, simulations=64)
     model = load_model("site/models/connect4")     # game, network, params, iteration, ...
 """
 

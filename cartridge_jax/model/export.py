@@ -16,7 +16,7 @@ The output folder (normally `<run_dir>/models/<game>/`; local or remote, e.g. gs
     network.json    {game, encoding_version, model}: what rebuilds the network in Python
     manifest.json   {game, encoding_version, step, iteration, sha256 (of model.onnx),
                      params_sha256, network_sha256 (of the other two files; SHA256_KEYS),
-                     agent: {simulations, c_puct} (the web bot's default strength), ...}
+                     agent: {search, simulations} (the web bot's default strength), ...}
 
 Every file is replaced atomically and manifest.json comes last, so a page that polls the
 manifest and then fetches `model.onnx?v=<sha256>` never meets a half-written model.
@@ -74,8 +74,11 @@ class ExportError(Exception):
 
 
 def agent_settings(config: Config) -> dict[str, Any]:
-    """The playing agent's search settings, which the web page's bot takes as its default."""
-    return {"simulations": config.evaluation.simulations, "c_puct": config.mcts.c_puct}
+    """The playing agent's search settings, which the web page's bot takes as its default.
+
+    "search" names the agent's one search (`search.agent_search`, noiseless Gumbel MuZero), so
+    a manifest says which algorithm its strength was measured with."""
+    return {"search": "gumbel", "simulations": config.evaluation.simulations}
 
 
 def export_model(

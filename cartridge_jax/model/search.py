@@ -11,7 +11,8 @@ Two searches are defined here:
   * `selfplay_search`: Gumbel MuZero (policy target = improved policy) or the classic PUCT
     recipe (Dirichlet noise, temperature), per `[mcts]`.
   * `agent_search`: THE agent used everywhere outside self-play (evaluation, the browser bot,
-    terminal play): PUCT over the net's priors and values, no noise, the most visited move.
+    terminal play): deterministic Gumbel MuZero over the net's priors and values (no Gumbel
+    noise, every legal move considered), the move Sequential Halving leaves on top.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from cartridge_jax.model import tree_search
 # (params, observations [B, rows, cols, planes]) -> (policy_logits [B, A], value [B])
 ApplyFn = Callable[..., tuple[jax.Array, jax.Array]]
 
-# PUCT's second constant (mctx's pb_c_base): it only matters once visits reach ~20k, so it is
-# fixed rather than configurable; the browser's search uses the same value.
+# PUCT's second constant (mctx's pb_c_base) for self-play's PUCT mode: it only matters once
+# visits reach ~20k, so it is fixed rather than configurable.
 PB_C_BASE = 19652.0
 
 
@@ -78,7 +79,10 @@ def make_recurrent_fn(game: Game, apply_fn: ApplyFn):
 class SearchResult:
     action: jax.Array  # int32[B]: the move to play
     policy_target: jax.Array  # float32[B, A]: what the network learns to predict
-    root_value: jax.Array  # float32[B]: the search's value of the root, side to move's view
+    # float32[B]: the search's value of the position, side to move's view (the agent's: the Q
+    # of its move; self-play's: the root's mean backed-up value)
+    root_value: jax.Array
+    visit_counts: jax.Array  # float32[B, A]: the root's visits per move (what the web page shows)
 
 
 def selfplay_search(
@@ -130,6 +134,7 @@ def selfplay_search(
         action=output.action.astype(jnp.int32),
         policy_target=output.action_weights,
         root_value=output.search_tree.node_values[:, 0],
+        visit_counts=output.search_tree.summary().visit_counts,
     )
 
 
@@ -147,37 +152,44 @@ def agent_search(
     states: State,
     *,
     simulations: int,
-    c_puct: float,
 ) -> SearchResult:
-    """The agent: PUCT without noise, `simulations` per move, the most visited move.
+    """The agent: Gumbel MuZero without Gumbel noise, `simulations` per move.
 
-    With `simulations == 0` it plays the raw network's most likely legal move. Ties in final
-    visit counts go to the lowest action index. Note: inside the tree mctx breaks exact PUCT
-    ties with tiny key-dependent noise, so with perfectly tied priors the visits (and the move)
-    can depend on `key`; a deterministic reimplementation (the browser's) may differ there.
+    Every legal move is considered; Sequential Halving spends the simulations on them, halving
+    the candidates by `logits + completed Q` until the move to play is left (the policy's own
+    choice among the most visited moves, not the argmax of the visits: the finalists get
+    near-equal visits). Without noise the search is deterministic: `key` changes nothing, and
+    ties go to the lowest action index, as in the browser's reimplementation. Measured on the
+    shipped Connect 4 model it made fewer mistakes than PUCT (c 1.25) on every Pons set, in
+    half the time. The policy target is the improved policy, softmax(logits + completed Q).
+    The root value is the Q of the move played, not the root's mean backed-up value: that mean
+    gives the finalists' equal visits equal weight, the losing ones' included.
+
+    With `simulations == 0` it plays the raw network's most likely legal move.
     """
     root = root_output(game, apply_fn, params, states)
     if simulations == 0:
-        probs = jax.nn.softmax(root.prior_logits)
         return SearchResult(
             action=jnp.argmax(root.prior_logits, axis=-1).astype(jnp.int32),
-            policy_target=probs,
+            policy_target=jax.nn.softmax(root.prior_logits),
             root_value=root.value,
+            visit_counts=jnp.zeros_like(root.prior_logits),
         )
-    output = tree_search.muzero_policy(
+    output = tree_search.gumbel_muzero_policy(
         params,
         key,
         root,
         make_recurrent_fn(game, apply_fn),
         num_simulations=simulations,
         invalid_actions=~states.legal_action_mask,
-        dirichlet_fraction=0.0,
-        pb_c_init=c_puct,
-        pb_c_base=PB_C_BASE,
+        max_num_considered_actions=game.num_actions,
+        gumbel_scale=0.0,
     )
-    visits = output.search_tree.summary().visit_counts  # [B, A]
+    summary = output.search_tree.summary()
+    action = output.action.astype(jnp.int32)
     return SearchResult(
-        action=jnp.argmax(visits, axis=-1).astype(jnp.int32),
+        action=action,
         policy_target=output.action_weights,
-        root_value=output.search_tree.node_values[:, 0],
+        root_value=jnp.take_along_axis(summary.qvalues, action[:, None], axis=-1)[:, 0],
+        visit_counts=summary.visit_counts,
     )

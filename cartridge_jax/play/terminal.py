@@ -1,13 +1,13 @@
 """Playing the agent in a terminal: `python -m cartridge_jax play GAME --model PATH`.
 
-    bot = Bot(game, model.network.apply, model.params, simulations=64, c_puct=1.25, seed=0)
+    bot = Bot(game, model.network.apply, model.params, simulations=64)
     play(game, bot, human=0, ask=stream_ask(sys.stdin, sys.stdout), out=sys.stdout)
 
 The board is drawn with `game.to_text`; moves are typed in the game's own names
 (`game.action_from_text`: TicTacToe cells like b2, Connect 4 columns 1-7, Othello squares like
 d3 or pass). A move that is unknown or illegal is asked again with the reason and the legal
-moves. The bot is THE agent of `search.agent_search` (PUCT over the net, no noise, the most
-visited move), compiled once when the bot is made and reused for every move.
+moves. The bot is THE agent of `search.agent_search` (deterministic Gumbel MuZero over the
+net), compiled once when the bot is made and reused for every move.
 
 `ask` works like `input()`: it shows a prompt, returns the typed line and raises EOFError at
 the end of the input, so a pipe, a test's stream or a notebook's `input` can all drive a game.
@@ -39,24 +39,21 @@ class Bot:
     returns only the move): the win probability shown comes from the same search's root value.
     """
 
-    def __init__(self, game: Game, apply_fn: search.ApplyFn, params, *, simulations: int,
-                 c_puct: float, seed: int):
+    def __init__(self, game: Game, apply_fn: search.ApplyFn, params, *, simulations: int):
         search.check_simulations(simulations)
         self.simulations = simulations
         self._params = params
-        self._key = jax.random.key(seed)
-        self._moves = 0
+        # The agent is deterministic: its key changes nothing, so one serves every move.
+        self._key = jax.random.key(0)
         agent = jax.jit(functools.partial(search.agent_search, game, apply_fn,
-                                          simulations=simulations, c_puct=c_puct))
+                                          simulations=simulations))
         start = _batch_of_one(game.init(jax.random.key(0)))
         self._search = agent.lower(params, self._key, start).compile()
 
     def think(self, state: State) -> tuple[int, float]:
         """(move, value) for a live `state`: the value is the search's root value, in [-1, 1]
         from the side to move's (the bot's) view."""
-        key = jax.random.fold_in(self._key, self._moves)
-        self._moves += 1
-        result = self._search(self._params, key, _batch_of_one(state))
+        result = self._search(self._params, self._key, _batch_of_one(state))
         return int(result.action[0]), float(result.root_value[0])
 
 
@@ -195,8 +192,7 @@ def run(config, model_path, *, sims: int | None, bot_first: bool, ask: Ask, out:
     started = time.perf_counter()
     _say(out, f"Loading the bot: {game.display_name} model {epath.Path(model_path)} "
               f"(iteration {iteration}), {simulations} simulations a move...")
-    bot = Bot(game, model.network.apply, model.params, simulations=simulations, c_puct=config.mcts.c_puct,
-              seed=config.common.seed)
+    bot = Bot(game, model.network.apply, model.params, simulations=simulations)
     _say(out, f"Ready in {time.perf_counter() - started:.1f} s (compiled the search once).\n")
     play(game, bot, human=1 if bot_first else 0, ask=ask, out=out)
     return 0

@@ -19,7 +19,7 @@ const POLL_MS = 4000; // how often the manifest is checked for a new export
 const RANDOM_MOVE_DELAY_MS = 300; // so a random bot's reply is seen to happen
 const STRENGTHS = [0, 16, 32, 64, 128, 200, 400, 800, 1600]; // simulations offered
 // For manifests written before they carried `agent`: the default configuration's values.
-const FALLBACK_AGENT = Object.freeze({ simulations: 64, c_puct: 1.25 });
+const FALLBACK_AGENT = Object.freeze({ simulations: 64 });
 const MIN_SHOWN_SHARE = 0.005; // move probabilities below half a percent are not drawn
 const TOP_MOVES = 5;
 // Games decided by counting pieces, whose running score is worth showing.
@@ -163,10 +163,7 @@ async function botMove() {
   if (model.status === 'ready') {
     const simulations = Number(ui.strength.value);
     try {
-      const reply = await ask({
-        type: 'search', game: view.game.name, state, simulations,
-        cPuct: agentOf(model.manifest).c_puct,
-      });
+      const reply = await ask({ type: 'search', game: view.game.name, state, simulations });
       if (token !== view.botToken) return;
       action = reply.action;
       view.searches[view.states.length - 1] = {

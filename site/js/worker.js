@@ -4,7 +4,7 @@
 // Messages from the page, handled strictly one after another (a model is never replaced in the
 // middle of a search); every reply carries the request's id:
 //   {id, type: 'load', game, manifest}   -> {type: 'loaded'}
-//   {id, type: 'search', game, state, simulations, cPuct}
+//   {id, type: 'search', game, state, simulations}
 //                                        -> {type: 'searched', action, visits, prior, netValue,
 //                                            rootValue, seconds}
 //   any failure                          -> {type: 'failed', message, modelBroken}
@@ -50,11 +50,11 @@ async function load({ game: name, manifest }) {
   return { type: 'loaded' };
 }
 
-async function search({ game: name, state, simulations, cPuct }) {
+async function search({ game: name, state, simulations }) {
   const model = models.get(name);
   if (model === undefined) throw new ModelError(`No ${name} model is loaded.`);
   const started = performance.now();
-  const result = await agentSearch(getGame(name), state, model.evaluate, { simulations, cPuct });
+  const result = await agentSearch(getGame(name), state, model.evaluate, { simulations });
   return { type: 'searched', ...result, seconds: (performance.now() - started) / 1000 };
 }
 

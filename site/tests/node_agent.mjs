@@ -6,10 +6,10 @@
 //
 // JOB     {models: {<game>: path of model.onnx},
 //          evaluations: [{game, observations: [N][rows * cols * 2]}],          one batch each
-//          searches: [{game, moves: [[actions from the start], ...], simulations, c_puct}]}
+//          searches: [{game, moves: [[actions from the start], ...], simulations}]}
 // RESULT  {evaluations: [{policy_logits: [N][A], value: [N]}],
 //          searches: [[{action, visits, root_value, net_value, closest_margin}, ...]]}
-// (closest_margin is null where no selection had a runner-up: JSON has no Infinity.)
+// (closest_margin is null where no choice had a runner-up: JSON has no Infinity.)
 
 import { readFileSync } from 'node:fs';
 
@@ -50,7 +50,7 @@ for (const { game: name, observations } of job.evaluations ?? []) {
 }
 
 const searches = [];
-for (const { game: name, moves, simulations, c_puct: cPuct } of job.searches ?? []) {
+for (const { game: name, moves, simulations } of job.searches ?? []) {
   const game = getGame(name);
   const evaluate = async (observation) => {
     const { policy_logits: logits, value } = await runBatch(game, [observation]);
@@ -59,7 +59,7 @@ for (const { game: name, moves, simulations, c_puct: cPuct } of job.searches ?? 
   const results = [];
   for (const actions of moves) {
     const state = actions.reduce((s, action) => game.step(s, action), game.init());
-    const result = await agentSearch(game, state, evaluate, { simulations, cPuct });
+    const result = await agentSearch(game, state, evaluate, { simulations });
     results.push({
       action: result.action,
       visits: Array.from(result.visits),

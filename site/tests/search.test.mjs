@@ -1,5 +1,6 @@
 // The agent's search on positions whose answer is known. Its equality with the Python agent
-// (mctx) on real networks is checked by tests/test_export_parity.py through node_agent.mjs.
+// (tree_search.gumbel_muzero_policy) on real networks is checked by tests/test_export_parity.py
+// through node_agent.mjs.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -31,25 +32,51 @@ test('TicTacToe: takes the immediate win, also when it is the highest legal inde
   const game = GAMES.tictactoe;
   const state = play(game, [0, 1, 4, 2]); // X on a1 b2, O on b1 c1: X wins on c3 (8)
   for (const simulations of [16, 64]) {
-    const result = await agentSearch(game, state, uniformNetwork(game), { simulations, cPuct: 1.25 });
+    const result = await agentSearch(game, state, uniformNetwork(game), { simulations });
     assert.equal(result.action, 8);
-    // The search walks into the finished game again and again: the win gets most visits.
-    assert.ok(result.visits[8] > simulations / 2, `visits ${result.visits}`);
-    assert.ok(result.rootValue > 0.5, `root value ${result.rootValue}`);
+    // Sequential Halving keeps the win to the end: it has the most visits.
+    assert.equal(result.visits[8], Math.max(...result.visits), `visits ${result.visits}`);
+    // Sequential Halving gives its two finalists equal visits: the win (Q 1) carries about
+    // half of the root's value, the other finalist (valued near 0 by the uniform net) the rest.
+    assert.ok(result.rootValue > 0.4, `root value ${result.rootValue}`);
   }
+});
+
+test('root visits follow Sequential Halving\'s schedule, whatever the network says', async () => {
+  // 7 legal moves, 32 simulations, ceil(log2 7) = 3 phases: every move once (7 simulations),
+  // the best 3 three more times each (9, as floor(32 / (3 * 3)) = 3), then the best 2 until the
+  // simulations run out (16, at floor(32 / (3 * 2)) = 5 a phase): 1 1 1 1 4 12 12.
+  const game = GAMES.connect4;
+  const logits = Float32Array.from([0.3, -1, 2, 0.5, 1.5, -0.2, 0.1]);
+  const networks = {
+    uniform: uniformNetwork(game),
+    opinionated: async (observation) => ({ logits, value: observation[3] - observation[45] }),
+  };
+  for (const [name, network] of Object.entries(networks)) {
+    for (const moves of [[], [3, 3, 2]]) {
+      const result = await agentSearch(game, play(game, moves), network, { simulations: 32 });
+      assert.deepEqual([...result.visits].sort((a, b) => a - b), [1, 1, 1, 1, 4, 12, 12],
+        `${name} network after ${moves}`);
+      assert.equal(result.visits[result.action], 12); // the move is one of the finalists
+    }
+  }
+  // The uniform network's ties go to the lowest columns, as jnp.argmax breaks them.
+  const result = await agentSearch(game, game.init(), uniformNetwork(game), { simulations: 32 });
+  assert.deepEqual([...result.visits], [12, 12, 4, 1, 1, 1, 1]);
+  assert.equal(result.action, 0);
 });
 
 test('Connect 4: takes the immediate win over lower columns', async () => {
   const game = GAMES.connect4;
   const state = play(game, [4, 0, 5, 0, 6, 1]); // Red on 5 6 7 (bottom row) wins in column 4
-  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 32, cPuct: 1.25 });
+  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 32 });
   assert.equal(result.action, 3);
 });
 
 test('Connect 4: blocks the only threat when there is no win', async () => {
   const game = GAMES.connect4;
   const state = play(game, [0, 4, 0, 5, 1, 6]); // Yellow on 5 6 7 threatens column 4
-  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 200, cPuct: 1.25 });
+  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 200 });
   assert.equal(result.action, 3);
 });
 
@@ -58,7 +85,7 @@ test('visit counts sum to the simulations, on legal moves only; one evaluation p
     const state = play(game, game.name === 'othello' ? [19, 18] : [1, 2]);
     for (const simulations of [1, 7, 50]) {
       const network = uniformNetwork(game);
-      const result = await agentSearch(game, state, network, { simulations, cPuct: 1.25 });
+      const result = await agentSearch(game, state, network, { simulations });
       assert.equal(sum(result.visits), simulations, `${game.name} ${simulations}`);
       assert.ok(result.visits.every((v, a) => v === 0 || state.legal[a] === 1));
       assert.equal(result.visits[result.action], Math.max(...result.visits));
@@ -73,7 +100,7 @@ test('0 simulations: the most likely legal move of the raw network', async () =>
   const state = play(game, [4]); // the centre is taken
   const logits = Float32Array.from([0.5, 1, 0.2, 0, 9, 0.3, 1, 0, 0]); // centre highest, illegal
   const evaluate = async () => ({ logits, value: -0.25 });
-  const result = await agentSearch(game, state, evaluate, { simulations: 0, cPuct: 1.25 });
+  const result = await agentSearch(game, state, evaluate, { simulations: 0 });
   assert.equal(result.action, 1); // first of the tied best legal logits (1 and 6)
   assert.deepEqual([...result.visits], new Array(9).fill(0));
   assert.equal(result.netValue, -0.25);
@@ -96,7 +123,7 @@ test('a pass is searched like any move when it is the only one', async () => {
     const legal = [...state.legal.keys()].filter((a) => state.legal[a] === 1);
     state = game.step(state, legal[Math.floor(next() * legal.length)]);
   }
-  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 8, cPuct: 1.25 });
+  const result = await agentSearch(game, state, uniformNetwork(game), { simulations: 8 });
   assert.equal(result.action, 64);
   assert.equal(result.visits[64], 8);
 });
@@ -105,18 +132,18 @@ test('the search leaves its input alone and refuses what it cannot search', asyn
   const game = GAMES.connect4;
   const state = play(game, [3, 3]);
   const copy = { ...state, board: Int8Array.from(state.board), legal: Uint8Array.from(state.legal) };
-  await agentSearch(game, state, uniformNetwork(game), { simulations: 20, cPuct: 1.25 });
+  await agentSearch(game, state, uniformNetwork(game), { simulations: 20 });
   assert.deepEqual(state, copy);
 
   const over = game.step(state, 99); // a forfeit ends the game
-  await assert.rejects(agentSearch(game, over, uniformNetwork(game), { simulations: 4, cPuct: 1 }),
+  await assert.rejects(agentSearch(game, over, uniformNetwork(game), { simulations: 4 }),
     /the game is over/);
-  await assert.rejects(agentSearch(game, state, uniformNetwork(game), { simulations: -1, cPuct: 1 }),
+  await assert.rejects(agentSearch(game, state, uniformNetwork(game), { simulations: -1 }),
     /simulations = -1/);
   const broken = async () => ({ logits: new Float32Array(7).fill(NaN), value: 0 });
-  await assert.rejects(agentSearch(game, state, broken, { simulations: 4, cPuct: 1 }),
+  await assert.rejects(agentSearch(game, state, broken, { simulations: 4 }),
     /not 7 finite numbers/);
   const wrongGame = async () => ({ logits: new Float32Array(9), value: 0 });
-  await assert.rejects(agentSearch(game, state, wrongGame, { simulations: 4, cPuct: 1 }),
+  await assert.rejects(agentSearch(game, state, wrongGame, { simulations: 4 }),
     /does not fit this game/);
 });
