@@ -159,9 +159,11 @@ def agent_search(
     the candidates by `logits + completed Q` until the move to play is left (the policy's own
     choice among the most visited moves, not the argmax of the visits: the finalists get
     near-equal visits). Without noise the search is deterministic: `key` changes nothing, and
-    ties go to the lowest action index, as in the browser's reimplementation. Measured on the
-    shipped Connect 4 model it made fewer mistakes than PUCT (c 1.25) on every Pons set, in
-    half the time. The policy target is the improved policy, softmax(logits + completed Q).
+    ties go to the lowest action index, as in the browser's reimplementation. It replaced PUCT
+    (c 1.25, the most visited move): on the shipped Connect 4 model at 128 simulations it makes
+    3.4 / 4.6 / 4.1 / 15.7% mistakes on Pons' L3_R1 / L2_R1 / L1_R1 / L1_R3 sets where PUCT made
+    4.6 / 7.8 / 6.5 / 15.8%, in a third to a half of the time (no per-node tie-breaking noise).
+    The policy target is the improved policy, softmax(logits + completed Q).
     The root value is the Q of the move played, not the root's mean backed-up value: that mean
     gives the finalists' equal visits equal weight, the losing ones' included.
 
