@@ -309,7 +309,7 @@ def test_bot_first_probabilities_keyboard_and_undo(site_url, open_page, artifact
     page.wait_for_selector(READY)
     assert len(move_names(page)) == 1 and "you play O" in page.inner_text('[data-testid="status"]')
     assert_matches_rules(page, "tictactoe", 1)
-    # The bot's move probabilities on the board: visit shares of its search, summing to 100%.
+    # The bot's move probabilities on the board: its search's improved policy, summing to 100%.
     shares = [int(text.rstrip("%")) for text in page.locator(".share").all_inner_texts()]
     assert shares and abs(sum(shares) - 100) <= len(shares)
     assert len(page.locator(".top-moves li").all_inner_texts()) == min(5, len(shares))

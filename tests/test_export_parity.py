@@ -6,10 +6,12 @@
 2. The agent: site/js/search.js over site/js/games/, with onnxruntime-web evaluating the
    exported network, searches positions from random play like Python's agent
    (`search.agent_search`, which `agents.search_agent` plays): same moves, same visit counts,
-   same root values.
+   same improved policies and root values.
 
 Networks are tiny and freshly initialised (test_export.py's): parity is about arithmetic, not
-strength. One Node process (site/tests/node_agent.mjs) answers every question of the module.
+strength. The agent is also compared on the shipped models (site/models/), at their default
+simulations: what people play in the browser. One Node process (site/tests/node_agent.mjs)
+answers every question of the module.
 """
 
 import functools
@@ -34,9 +36,10 @@ from test_export import (
 )
 
 from cartridge_jax import games
-from cartridge_jax.model import export, search
+from cartridge_jax.model import export, load, search
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "site" / "models"
 NODE_AGENT = REPO / "site" / "tests" / "node_agent.mjs"
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: install Node.js 20 "
@@ -70,33 +73,49 @@ def _positions(name: str) -> tuple[list[list[int]], tuple[np.ndarray, np.ndarray
     return moves, (plies, batch)
 
 
+def _shipped_simulations(name: str) -> int:
+    """The shipped model's default simulations: the web bot's."""
+    return export.read_manifest(SHIPPED / name)["agent"]["simulations"]
+
+
 @functools.lru_cache(maxsize=None)
-def _python_agent(name: str, simulations: int):
-    """Python's agent on `_positions(name)`: (actions [P], visit counts [P, A], root values [P])."""
-    game, _, network, params = small_net(name)
+def _python_agent(name: str, simulations: int, shipped: bool = False):
+    """Python's agent (with the tiny network, or the shipped model) on `_positions(name)`:
+    (actions [P], visit counts [P, A], improved policies [P, A], root values [P])."""
+    if shipped:
+        model = load.load_model(SHIPPED / name)
+        game, apply_fn, params = model.game, model.network.apply, model.params
+    else:
+        game, _, network, params = small_net(name)
+        apply_fn = network.apply
     states, _, _ = random_trajectory(name)
     plies, batch = _positions(name)[1]
     roots = jax.tree.map(lambda leaf: leaf[plies, batch], states)
-    agent = jax.jit(functools.partial(search.agent_search, game, network.apply,
+    agent = jax.jit(functools.partial(search.agent_search, game, apply_fn,
                                       simulations=simulations))
     result = jax.tree.map(np.asarray, agent(params, jax.random.key(0), roots))
-    return result.action, result.visit_counts, result.root_value
+    return result.action, result.visit_counts, result.policy_target, result.root_value
 
 
 @pytest.fixture(scope="module")
 def node_results(exported, tmp_path_factory):
     """(job, result) of one node_agent.mjs run over every game: evaluations of the BATCHES of
-    real positions, and searches of `_positions` with each of SIMULATIONS."""
+    real positions, and searches of `_positions` with each of SIMULATIONS, and with the
+    shipped model at its default simulations."""
     job = {"models": {}, "evaluations": [], "searches": []}
     for name in games.names():
         game = games.make(name)
         job["models"][name] = str(exported[name][0] / export.MODEL_FILE)
+        job["models"][f"shipped {name}"] = str(SHIPPED / name / export.MODEL_FILE)
         for batch in BATCHES:
             observations = real_positions(game, batch).reshape(batch, -1)
             job["evaluations"].append({"game": name, "observations": observations.tolist()})
         for simulations in SIMULATIONS:
-            job["searches"].append({"game": name, "moves": _positions(name)[0],
+            job["searches"].append({"game": name, "model": name, "moves": _positions(name)[0],
                                     "simulations": simulations})
+        job["searches"].append({"game": name, "model": f"shipped {name}",
+                                "moves": _positions(name)[0],
+                                "simulations": _shipped_simulations(name)})
     job_file = tmp_path_factory.mktemp("node") / "job.json"
     job_file.write_text(json.dumps(job))
     done = subprocess.run([NODE, str(NODE_AGENT), str(job_file)], capture_output=True,
@@ -105,8 +124,9 @@ def node_results(exported, tmp_path_factory):
     return job, json.loads(done.stdout)
 
 
-def _indices(job, kind, name):
-    return [i for i, entry in enumerate(job[kind]) if entry["game"] == name]
+def _indices(job, kind, name, model=None):
+    return [i for i, entry in enumerate(job[kind])
+            if entry["game"] == name and entry.get("model", name) == (model or name)]
 
 
 @pytest.mark.parametrize("name", games.names())
@@ -139,29 +159,39 @@ def test_onnxruntime_web_equals_jax_and_onnxruntime(exported, node_results, name
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shipped", [False, True], ids=["tiny", "shipped"])
 @pytest.mark.parametrize("name", games.names())
-def test_js_agent_plays_like_the_python_agent(node_results, name):
+def test_js_agent_plays_like_the_python_agent(node_results, name, shipped):
     job, result = node_results
-    game, _, network, params = small_net(name)
+    if shipped:
+        model = load.load_model(SHIPPED / name)
+        apply_fn, params = model.network.apply, model.params
+    else:
+        _, _, network, params = small_net(name)
+        apply_fn = network.apply
     moves, (plies, batch) = _positions(name)
     observations = random_trajectory(name)[2][plies, batch]
-    net_values = np.asarray(network.apply(params, observations)[1])
-    for index in _indices(job, "searches", name):
+    net_values = np.asarray(apply_fn(params, observations)[1])
+    indices = _indices(job, "searches", name, f"shipped {name}" if shipped else name)
+    assert len(indices) == (1 if shipped else len(SIMULATIONS))
+    for index in indices:
         simulations = job["searches"][index]["simulations"]
-        actions, visits, root_values = _python_agent(name, simulations)
+        actions, visits, policies, root_values = _python_agent(name, simulations, shipped)
         identical = same_move = close_calls = 0
         for position, js in enumerate(result["searches"][index]):
             where = f"{name}, {simulations} simulations, moves {moves[position]}"
             assert abs(js["net_value"] - net_values[position]) < ATOL, where
             assert sum(js["visits"]) == simulations == visits[position].sum(), where
             same = (js["visits"] == visits[position].tolist() and js["action"] == actions[position]
-                    and abs(js["root_value"] - root_values[position]) < ATOL)
+                    and abs(js["root_value"] - root_values[position]) < ATOL
+                    and np.abs(np.asarray(js["policy"]) - policies[position]).max() < ATOL)
             close_call = js["closest_margin"] is not None and js["closest_margin"] < CLOSE_CALL
             assert same or close_call, f"{where}: JS {js}, Python visits {visits[position]}"
             identical += same
             same_move += js["action"] == actions[position]
             close_calls += close_call
-        print(f"{name}, {simulations} simulations: identical searches {identical}/{POSITIONS}, "
-              f"same move {same_move}/{POSITIONS}, close calls {close_calls}/{POSITIONS}")
+        print(f"{name}{' (shipped)' if shipped else ''}, {simulations} simulations: identical "
+              f"searches {identical}/{POSITIONS}, same move {same_move}/{POSITIONS}, close "
+              f"calls {close_calls}/{POSITIONS}")
         assert close_calls <= MAX_CLOSE_CALLS * POSITIONS, (
             f"{name}, {simulations} simulations: {close_calls} searches with close calls")

@@ -92,7 +92,7 @@ const view = {
   botToken: 0, // bumped to drop a bot move that no longer applies (undo, new game)
   botThinking: false,
   // The bot's searches by ply (sparse): searches[p] chose the move from states[p], as
-  // {ply, visits, prior, rootValue, seconds, simulations}; none for random moves.
+  // {ply, policy, rootValue, seconds, simulations}; none for random moves.
   searches: [],
   cursor: 0, // the keyboard cursor's cell
   keyboard: false, // whether to draw the cursor
@@ -167,7 +167,7 @@ async function botMove() {
       if (token !== view.botToken) return;
       action = reply.action;
       view.searches[view.states.length - 1] = {
-        ply: view.states.length - 1, visits: reply.visits, prior: reply.prior,
+        ply: view.states.length - 1, policy: reply.policy,
         rootValue: reply.rootValue, seconds: reply.seconds, simulations,
       };
     } catch (error) {
@@ -436,12 +436,7 @@ function shownShares() {
   if (!ui.showProbabilities.checked || search === null || search.ply !== view.states.length - 2) {
     return null;
   }
-  return moveShares(search);
-}
-
-function moveShares({ visits, prior }) {
-  const total = visits.reduce((sum, value) => sum + value, 0);
-  return total > 0 ? visits.map((value) => value / total) : prior; // no search: the prior
+  return search.policy;
 }
 
 function renderStatus() {
@@ -500,7 +495,7 @@ function renderEvaluation() {
     : `${search.simulations} simulations`;
   ui.searchInfo.textContent = `Last move: ${effort} in ${search.seconds.toFixed(2)} s.`;
   ui.topMoves.hidden = !ui.showProbabilities.checked;
-  const shares = moveShares(search);
+  const shares = search.policy;
   const best = [...shares.keys()].filter((a) => shares[a] >= MIN_SHOWN_SHARE)
     .sort((a, b) => shares[b] - shares[a]).slice(0, TOP_MOVES);
   ui.topMoves.replaceChildren(...best.map((action) => {

@@ -39,12 +39,16 @@ const SCORE_FLOOR = -1e9; // _score_considered's floor on a candidate's score
  *
  * @param evaluate  async (observation Float32Array) -> {logits: Float32Array(A), value: number},
  *                  the network: unmasked policy logits and the side to move's value in [-1, 1].
- * @returns {Promise<{action, visits, prior, netValue, rootValue, closestMargin}>}
+ * @returns {Promise<{action, visits, prior, policy, netValue, rootValue, closestMargin}>}
  *   action         the move: of the most visited moves, the best by logit + completed Q
  *                  (lowest index on ties); with 0 simulations the argmax of the legal logits
  *   visits         Float32Array(A) root visit counts, as Sequential Halving spent them (zeros
  *                  with 0 simulations)
  *   prior          Float32Array(A) softmax of the logits over the legal moves
+ *   policy         Float32Array(A) the search's improved policy, softmax(logits + completed Q)
+ *                  over the legal moves (Python's policy target): the move probabilities the
+ *                  page shows, as the visits only say how Sequential Halving spent the
+ *                  simulations (its finalists get equal shares); the prior with 0 simulations
  *   netValue       the network's value of `state`, side to move's view
  *   rootValue      the search's value of `state`, same view: the Q of its move (the move's
  *                  reward plus its sign-flipped mean value), not the root's mean backed-up
@@ -66,13 +70,13 @@ export async function agentSearch(game, state, evaluate, { simulations }) {
   }
   const { logits, value } = await evaluateChecked(game, state, evaluate);
   const root = newNode(state, legalLogits(logits, state.legal), value, null, -1, 0, 0);
-  const result = (action, visits, rootValue, closestMargin) => ({
-    action, visits, prior: Float32Array.from(root.prior), netValue: value, rootValue,
-    closestMargin,
+  const result = (action, visits, policy, rootValue, closestMargin) => ({
+    action, visits, prior: Float32Array.from(root.prior), policy: Float32Array.from(policy),
+    netValue: value, rootValue, closestMargin,
   });
   if (simulations === 0) {
-    return result(argmaxLegal(logits, state.legal), new Float32Array(game.numActions), value,
-      Infinity);
+    return result(argmaxLegal(logits, state.legal), new Float32Array(game.numActions),
+      root.prior, value, Infinity);
   }
 
   const legalCount = state.legal.reduce((count, legal) => count + legal, 0);
@@ -101,8 +105,10 @@ export async function agentSearch(game, state, evaluate, { simulations }) {
   }
   const final = rootChoice(root, Math.max(...root.childVisits));
   closestMargin = Math.min(closestMargin, final.margin);
+  const qValues = completedQValues(root);
+  const policy = softmax(root.logits.map((logit, a) => logit + qValues[a]));
   const move = root.children[final.action];
-  return result(final.action, Float32Array.from(root.childVisits),
+  return result(final.action, Float32Array.from(root.childVisits), policy,
     move.reward + move.discount * move.value, closestMargin);
 }
 

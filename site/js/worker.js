@@ -5,8 +5,8 @@
 // middle of a search); every reply carries the request's id:
 //   {id, type: 'load', game, manifest}   -> {type: 'loaded'}
 //   {id, type: 'search', game, state, simulations}
-//                                        -> {type: 'searched', action, visits, prior, netValue,
-//                                            rootValue, seconds}
+//                                        -> {type: 'searched', action, visits, prior, policy,
+//                                            netValue, rootValue, seconds}
 //   any failure                          -> {type: 'failed', message, modelBroken}
 // A failed load keeps the model loaded before it (if any).
 

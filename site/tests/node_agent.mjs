@@ -4,11 +4,13 @@
 //
 //     node site/tests/node_agent.mjs JOB.json > RESULT.json
 //
-// JOB     {models: {<game>: path of model.onnx},
+// JOB     {models: {<name>: path of model.onnx},
 //          evaluations: [{game, observations: [N][rows * cols * 2]}],          one batch each
-//          searches: [{game, moves: [[actions from the start], ...], simulations}]}
+//          searches: [{game, model, moves: [[actions from the start], ...], simulations}]}
+//         (a search's model names one of `models`; without one, and for evaluations, the
+//         model named after the game)
 // RESULT  {evaluations: [{policy_logits: [N][A], value: [N]}],
-//          searches: [[{action, visits, root_value, net_value, closest_margin}, ...]]}
+//          searches: [[{action, visits, policy, root_value, net_value, closest_margin}, ...]]}
 // (closest_margin is null where no choice had a runner-up: JSON has no Infinity.)
 
 import { readFileSync } from 'node:fs';
@@ -29,12 +31,12 @@ for (const [name, path] of Object.entries(job.models)) {
 }
 
 /** (observations [N][cells * 2]) -> {policy_logits [N][A] Float32Array rows, value [N]}. */
-async function runBatch(game, observations) {
+async function runBatch(game, observations, session = sessions[game.name]) {
   const size = game.rows * game.cols * 2;
   const data = new Float32Array(observations.length * size);
   observations.forEach((observation, row) => data.set(observation, row * size));
   const input = new ort.Tensor('float32', data, [observations.length, ...game.observationShape]);
-  const output = await sessions[game.name].run({ observation: input });
+  const output = await session.run({ observation: input });
   const logits = output.policy_logits.data;
   return {
     policy_logits: observations.map((_, row) =>
@@ -50,10 +52,10 @@ for (const { game: name, observations } of job.evaluations ?? []) {
 }
 
 const searches = [];
-for (const { game: name, moves, simulations } of job.searches ?? []) {
+for (const { game: name, model = name, moves, simulations } of job.searches ?? []) {
   const game = getGame(name);
   const evaluate = async (observation) => {
-    const { policy_logits: logits, value } = await runBatch(game, [observation]);
+    const { policy_logits: logits, value } = await runBatch(game, [observation], sessions[model]);
     return { logits: logits[0], value: value[0] };
   };
   const results = [];
@@ -63,6 +65,7 @@ for (const { game: name, moves, simulations } of job.searches ?? []) {
     results.push({
       action: result.action,
       visits: Array.from(result.visits),
+      policy: Array.from(result.policy),
       root_value: result.rootValue,
       net_value: result.netValue,
       closest_margin: Number.isFinite(result.closestMargin) ? result.closestMargin : null,

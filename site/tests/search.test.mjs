@@ -36,9 +36,10 @@ test('TicTacToe: takes the immediate win, also when it is the highest legal inde
     assert.equal(result.action, 8);
     // Sequential Halving keeps the win to the end: it has the most visits.
     assert.equal(result.visits[8], Math.max(...result.visits), `visits ${result.visits}`);
-    // Sequential Halving gives its two finalists equal visits: the win (Q 1) carries about
-    // half of the root's value, the other finalist (valued near 0 by the uniform net) the rest.
-    assert.ok(result.rootValue > 0.4, `root value ${result.rootValue}`);
+    // The search's value is its move's: the win's reward, 1 (the game ends, nothing follows).
+    assert.equal(result.rootValue, 1);
+    // The improved policy prefers it too, though the finalists' visits are equal.
+    assert.equal(result.policy[8], Math.max(...result.policy), `policy ${result.policy}`);
   }
 });
 
@@ -89,6 +90,8 @@ test('visit counts sum to the simulations, on legal moves only; one evaluation p
       assert.equal(sum(result.visits), simulations, `${game.name} ${simulations}`);
       assert.ok(result.visits.every((v, a) => v === 0 || state.legal[a] === 1));
       assert.equal(result.visits[result.action], Math.max(...result.visits));
+      assert.ok(Math.abs(sum(result.policy) - 1) < 1e-6);
+      assert.ok(result.policy.every((p, a) => p === 0 || state.legal[a] === 1));
       assert.ok(network.calls <= simulations + 1, `${network.calls} evaluations`);
       assert.ok(Math.abs(result.rootValue) <= 1);
     }
@@ -106,6 +109,7 @@ test('0 simulations: the most likely legal move of the raw network', async () =>
   assert.equal(result.netValue, -0.25);
   assert.equal(result.rootValue, -0.25);
   assert.equal(result.prior[4], 0);
+  assert.deepEqual(result.policy, result.prior);
   assert.ok(Math.abs(sum(result.prior) - 1) < 1e-6);
   const expected = Math.exp(1) / sum([0.5, 1, 0.2, 0, 0.3, 1, 0, 0].map(Math.exp));
   assert.ok(Math.abs(result.prior[1] - expected) < 1e-6);
