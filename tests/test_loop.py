@@ -307,7 +307,7 @@ def test_benchmarks_are_recorded(tiny_toml, tmp_path):
     assert (raw.iteration, raw.name, raw.metric) == (1, "tictactoe/exhaustive",
                                                       "raw_optimal_rate")
     model = load.load_model(tmp_path / "run")
-    raw_network = agents.search_agent(model.game, model.network.apply, model.params, 0, 1.0)
+    raw_network = agents.search_agent(model.game, model.network.apply, model.params, 0)
     expected = position_sets.tictactoe_exhaustive(raw_network, key=jax.random.key(0))
     assert raw.value == expected["optimal_rate"]
 

@@ -9,9 +9,12 @@ Suites (`--suite`, comma-separated, or "all"):
   scaling    self-play positions/s and training steps/s on 1, 2, 4, ... of this process's
              devices (on a CPU, simulate them: XLA_FLAGS=--xla_force_host_platform_device_count=4);
   search     milliseconds per simulation of one batched search against simulations and batch
-             size, ours (model.tree_search) next to mctx's, zero-cost and preset networks.
-The iteration suite measures the configuration that `train` would use (presets, --config,
---section.key flags); the others measure each game's presets (see bench/presets.py).
+             size, ours (model.tree_search) next to mctx's, zero-cost and preset networks;
+  strength   one training run bounded by --budget-min minutes of self-play + training, then
+             the agent's strength at clock marks on whole reference sets (bench/strength.py),
+             next to the plain pgx + mctx peer's curve.
+The iteration and strength suites measure the configuration that `train` would use (presets,
+--config, --section.key flags); the others measure each game's presets (see bench/presets.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from cartridge_jax.bench import (
     scaling,
     search,
     selfplay,
+    strength,
 )
 from cartridge_jax.config import Config
 
@@ -56,6 +60,8 @@ SUITES = {
                        iteration.table_rows),
     "scaling": Suite("scaling", "Scaling over devices (global batches fixed)", scaling.TABLE),
     "search": Suite("search", "Search, milliseconds per simulation", search.TABLE),
+    "strength": Suite("strength", "Strength against training clock (mistake rates and scores in "
+                      "%)", strength.TABLE),
 }
 
 
@@ -76,7 +82,23 @@ def _run_suite(name: str, args: argparse.Namespace,
     if name == "search":
         return search.measure(args.games, nets, args.search_sims, args.search_batches,
                               args.repeats, not args.no_mctx)
+    if name == "strength":
+        return [row for game in args.games for row in strength.measure(
+            _strength_config(load_config(game), pathlib.Path(args.out).parent),
+            budget_s=60 * args.budget_min, marks_s=[60 * mark for mark in args.marks
+                                                    if mark <= args.budget_min],
+            simulations=args.strength_sims)]
     return iteration.measure([load_config(game) for game in args.games])
+
+
+def _strength_config(config: Config, out_dir: pathlib.Path) -> Config:
+    """The configuration with its own run directory beside the outputs, unless one is given:
+    the suite must not resume (or spoil) the game's usual run."""
+    if config.common.run_dir:
+        return config
+    run_dir = out_dir / f"strength-{config.common.game}"
+    return config.model_copy(update={"common": config.common.model_copy(
+        update={"run_dir": str(run_dir)})})
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -123,29 +145,53 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _float_list(text: str) -> list[float]:
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number") from None
+        if not 0 <= values[-1] < float("inf"):
+            raise argparse.ArgumentTypeError(f"{part!r} must be 0 or more")
+    return values
+
+
 def _int_list(text: str) -> list[int]:
     return [_positive_int(part) for part in text.split(",")]
 
 
-def _name_list(choices: list[str], what: str, allow_all: bool = False):
+def _name_list(choices: list[str], what: str, all_names: list[str] | None = None):
     def parse(text: str) -> list[str]:
-        if allow_all and text == "all":
-            return list(choices)
+        if all_names is not None and text == "all":
+            return list(all_names)
         names = text.split(",")
         unknown = [name for name in names if name not in choices]
         if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {unknown[0]!r}: choose from {', '.join(choices)}"
-                + (" (or all)" if allow_all else ""))
+                + (" (or all)" if all_names is not None else ""))
         return names
 
     return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", type=_name_list(list(SUITES), "suite", allow_all=True),
+    parser.add_argument("--suite", type=_name_list(list(SUITES), "suite",
+                                                   [name for name in SUITES if name != "strength"]),
                         default=["games"], help="comma-separated suites: games, selfplay, "
-                        "learner, iteration, scaling, search, or all (default: games)")
+                        "learner, iteration, scaling, search, strength, or all (every one but "
+                        "strength, which trains for --budget-min; default: games)")
     parser.add_argument("--games", type=_name_list(games.names(), "game"), default=games.names(),
                         help="comma-separated games (default: all)")
     parser.add_argument("--repeats", type=_positive_int, default=3,
@@ -180,3 +226,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--search-batches", type=_int_list, default=[1, 16, 128, 1024, 4096],
                        help="batch sizes of the batch sweep (default: 1,16,128,1024,4096)")
     group.add_argument("--no-mctx", action="store_true", help="time our search alone")
+    group = parser.add_argument_group("suite strength")
+    group.add_argument("--budget-min", type=_positive_float, default=15.0, metavar="MINUTES",
+                       help="training clock of the run, self-play + training (default: 15)")
+    group.add_argument("--marks", type=_float_list, default=[0, 5, 15, 30, 60],
+                       metavar="MINUTES", help="clock marks to measure, up to the budget "
+                       "(default: 0,5,15,30,60)")
+    group.add_argument("--strength-sims", type=_int_list, default=[128], metavar="N",
+                       help="agent simulations of the measures; the raw network is always "
+                       "measured too (default: 128)")

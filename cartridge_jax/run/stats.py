@@ -178,7 +178,9 @@ class BenchmarkPoint(BaseModel):
     iteration: int = Field(description="iteration of the measured network")
     name: str = Field(
         description='the position set, e.g. "connect4/Test_L2_R1" (its first '
-        'evaluation.benchmark_positions positions) or "tictactoe/exhaustive"'
+        'evaluation.benchmark_positions positions) or "tictactoe/exhaustive"; from the strength '
+        'suite (bench/strength.py): the whole set with "@<simulations>" of the agent appended, '
+        'or a match, e.g. "vs greedy@128"'
     )
     metric: str = Field(
         description='what value measures: "mistake_rate", "optimal_rate" (Connect 4, '
