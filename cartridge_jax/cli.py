@@ -253,6 +253,7 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
+                        "an exported model's own, from its manifest, else "
                         "evaluation.simulations; 0 = the raw network's best move)")
     measure = parser.add_mutually_exclusive_group(required=True)
     measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
@@ -301,7 +302,8 @@ def _play_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
-                        "(default: evaluation.simulations; 0 = the raw network's best move)")
+                        "(default: an exported model's own, from its manifest, else "
+                        "evaluation.simulations; 0 = the raw network's best move)")
     parser.add_argument("--bot-first", action="store_true", help="the bot moves first")
     _add_config_flags(parser, short=("seed",))
     parser.set_defaults(run=_cmd_play)

@@ -318,7 +318,12 @@ def test_evaluate_an_exported_model(tmp_path):
     network = nets.make_network(cfg.model, game)
     params = nets.init_params(network, game, jax.random.key(1))
     export.export_model(game, network, params, cfg.model, tmp_path, step=5, iteration=2,
-                        opset=cfg.export.onnx_opset, ir_version=cfg.export.onnx_ir_version)
+                        opset=cfg.export.onnx_opset, ir_version=cfg.export.onnx_ir_version,
+                        agent={"search": "gumbel", "simulations": 3})
+    # Without --sims an export plays at its manifest's simulations (the web bot's), not at the
+    # configuration's evaluation.simulations.
+    assert cfg.evaluation.simulations != 3
+    assert measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, exhaustive=True)["simulations"] == 3
     started = time.perf_counter()
     result = measure.evaluate(cfg, model_dir_or_run_dir=tmp_path, sims=0, exhaustive=True)
     wall = time.perf_counter() - started

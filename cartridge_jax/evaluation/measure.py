@@ -34,7 +34,8 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
     played at `sims` too) or `exhaustive` (TicTacToe).
 
     `model_dir_or_run_dir`: any path `model.load` reads. `config`: what the model plays with
-    (`load.model_config`); `sims` defaults to evaluation.simulations, `games` to
+    (`load.model_config`); `sims` defaults to an export's own (`load.default_simulations`),
+    else evaluation.simulations; `games` to
     evaluation.games; the seed comes from `config`. Returns the measure's dict plus
     game, model, iteration and simulations. ValueError (one line) on a bad input.
     """
@@ -46,7 +47,7 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
                          f"or exhaustive; got {', '.join(chosen) or 'none'}")
     model = load.load_model(model_dir_or_run_dir, config)
     game = model.game
-    sims = config.evaluation.simulations if sims is None else sims
+    sims = load.default_simulations(model_dir_or_run_dir, config) if sims is None else sims
     agent = agents.search_agent(game, model.network.apply, model.params, sims)
     key = jax.random.key(config.common.seed)
     result = {"game": game.name, "model": str(model_dir_or_run_dir),

@@ -87,6 +87,17 @@ def model_config(path: str | os.PathLike, *, config_file: str | None = None,
         raise ModelError(str(error)) from None
 
 
+def default_simulations(path: str | os.PathLike, config: config_lib.Config) -> int:
+    """The agent's simulations when none are asked for: an export's own (its manifest's
+    `agent`, what the web bot plays), else `evaluation.simulations` of `config`."""
+    if model_kind(path) == "export":
+        try:
+            return int(export.read_manifest(path)["agent"]["simulations"])
+        except (export.ExportError, KeyError, TypeError, ValueError):
+            pass  # an export from before manifests named their agent
+    return config.evaluation.simulations
+
+
 def load_model(path: str | os.PathLike, config: config_lib.Config | None = None) -> Model:
     """The network and parameters at `path`. `config` (default: `model_config(path)`) describes
     the network of a run directory or snapshot; an export describes its own."""

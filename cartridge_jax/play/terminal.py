@@ -184,11 +184,11 @@ def _say(out: TextIO, text: str) -> None:
 
 def run(config, model_path, *, sims: int | None, bot_first: bool, ask: Ask, out: TextIO) -> int:
     """Loads the model at `model_path` (any path `model.load` reads), makes the
-    bot (`sims` simulations, default evaluation.simulations) and plays one game. ValueErrors
+    bot (`sims` simulations, default `load.default_simulations`) and plays one game. ValueErrors
     (an unreadable model) have one-line messages."""
     model = load.load_model(model_path, config)
     game, iteration = model.game, model.iteration
-    simulations = config.evaluation.simulations if sims is None else sims
+    simulations = load.default_simulations(model_path, config) if sims is None else sims
     started = time.perf_counter()
     _say(out, f"Loading the bot: {game.display_name} model {epath.Path(model_path)} "
               f"(iteration {iteration}), {simulations} simulations a move...")
