@@ -81,6 +81,24 @@ test('Connect 4: blocks the only threat when there is no win', async () => {
   assert.equal(result.action, 3);
 });
 
+test('Connect 4: blocks a threat that its network does not expect', async () => {
+  // The network is blind to Red's winning column: logit -8 there when Red is to move (an even
+  // number of pieces), 0 elsewhere; value 0. Gumbel's interior rule alone never visits a reply
+  // that unlikely; the agent tries every reply to a root move once before any twice, sees the
+  // win and blocks it (tests/test_search.py checks that mctx's rule does not, in Python).
+  const game = GAMES.connect4;
+  for (const [moves, block] of [[[0, 1, 0, 1, 0], 0], [[0, 0, 1, 1, 2], 3], [[6, 0, 6, 1, 6], 6]]) {
+    const blind = async (observation) => {
+      const pieces = observation.reduce((count, x) => count + x, 0);
+      const logits = new Float32Array(game.numActions);
+      if (pieces % 2 === 0) logits[block] = -8;
+      return { logits, value: 0 };
+    };
+    const result = await agentSearch(game, play(game, moves), blind, { simulations: 256 });
+    assert.equal(result.action, block, `after ${moves}`);
+  }
+});
+
 test('visit counts sum to the simulations, on legal moves only; one evaluation per new node', async () => {
   for (const game of Object.values(GAMES)) {
     const state = play(game, game.name === 'othello' ? [19, 18] : [1, 2]);
