@@ -169,9 +169,10 @@ def agent_search(
     alone never visits a reply with a tiny prior, so a refutation the network does not expect
     went unseen at any simulation count: the shipped Othello agent lost 30 of 100 games to
     greedy play, every one a wipeout it valued as won, at 16, 64 or 256 simulations alike.
-    With the rule it lost 14 (and Connect 4's Pons mistakes fell to 1.9 / 2.6 / 3.4 / 14.3%);
-    applied at every depth it cost Othello's endgame (FForum best moves 47 -> 32%), so it is
-    used one ply below the root only. Self-play keeps mctx's rule.
+    With the rule it lost 16, FForum best-move rates went from 47 / 45% to 47 / 50% and
+    Connect 4's Pons mistakes to 1.9 / 2.6 / 3.4 / 14.3%; applied at every depth it cost
+    Othello's endgame (FForum 32 / 35%), so it is used one ply below the root only. Self-play
+    keeps mctx's rule.
     The policy target is the improved policy, softmax(logits + completed Q).
     The root value is the Q of the move played, not the root's mean backed-up value: that mean
     gives the finalists' equal visits equal weight, the losing ones' included.

@@ -17,7 +17,7 @@
 // index); after that, and deeper, Gumbel's rule. That rule alone
 // never visits a reply to which the network gives a tiny prior, so a refutation it did not
 // expect went unseen at any simulation count (the Othello bot lost 30 of 100 games to greedy
-// play, every one a wipeout it believed it was winning; with the rule it lost 14).
+// play, every one a wipeout it believed it was winning; with the rule it lost 16).
 //
 // Differences from Python's search, all deliberate:
 //   * mctx computes in float32, this in float64 (the inputs are the network's float32 outputs),
