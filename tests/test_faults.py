@@ -12,6 +12,7 @@ interrupted or damaged") lists each fault with the test that holds it.
 
 import errno
 import io
+import json
 import os
 import pathlib
 import re
@@ -380,6 +381,38 @@ def test_a_stats_json_that_cannot_be_written_again_stops_in_one_line(
 
     _rerun(run_cli, tiny_toml, run_dir)  # writable again: the same command
     _assert_complete_like(run_dir, reference)
+
+
+def _newer_schema(path: pathlib.Path) -> str:
+    data = json.loads(path.read_text())
+    data["schema_version"] = stats_lib.SCHEMA_VERSION + 1
+    path.write_text(json.dumps(data))
+    return f"has schema_version {stats_lib.SCHEMA_VERSION + 1}"
+
+
+def _unreadable(path: pathlib.Path) -> str:
+    path.unlink()  # a folder where the file should be: unreadable even for root
+    path.mkdir()
+    return f"cannot read {path}"
+
+
+@pytest.mark.parametrize("make", [_newer_schema, _unreadable], ids=["newer-schema", "unreadable"])
+def test_a_stats_json_that_is_not_ours_to_replace_stops_in_one_line(make, tiny_toml, reference,
+                                                                    tmp_path, run_cli):
+    run_dir = _copy(reference, tmp_path)
+    resume_at = ITERATIONS - 2
+    _keep_checkpoints_up_to(run_dir, resume_at)
+    path = layout.stats_path(run_dir)
+    expected = make(path)
+    before = path.read_bytes() if path.is_file() else None
+
+    status, _, err = run_cli("train", "--config", str(tiny_toml), "--run-dir", str(run_dir),
+                             "--no-progress", *_cli_flags(FLAGS))
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    assert expected in _one_line_of(err, "cartridge-jax train: error:")
+    assert (path.read_bytes() if path.is_file() else None) == before  # not overwritten
+    assert _checkpoints(run_dir)[-1] == resume_at  # nothing trained, nothing lost
 
 
 @pytest.mark.parametrize("left", ["lock", "stats"])
