@@ -2,6 +2,7 @@
 JAX rules (scripts/write_js_fixtures.py must reproduce the committed files byte for byte)."""
 
 import importlib.util
+import json
 import pathlib
 import shutil
 import subprocess
@@ -39,3 +40,19 @@ def test_node_unit_tests_pass():
                           timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout and "# pass 0" not in done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not on PATH: install Node.js 20 or newer to "
+                    "run the site's JS tests")
+def test_the_latency_script_times_every_bot_move_of_a_shipped_model():
+    done = subprocess.run([NODE, "site/scripts/latency.mjs", "site/models/connect4", "4,8", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["game"], row["simulations"]) for row in rows] == [("connect4", 4), ("connect4", 8)]
+    for row in rows:  # a Connect 4 game after 4 random plies has 3 to 38 bot moves
+        assert 3 <= row["moves"] <= 38
+        assert 0 <= row["median_ms"] <= row["p90_ms"] <= row["max_ms"] and row["max_ms"] > 0
+    bad = subprocess.run([NODE, "site/scripts/latency.mjs", "site/models/connect4", "0"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and '"0"' in bad.stderr
