@@ -202,8 +202,11 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
         "export", help="export a run's latest checkpoint to ONNX for the web page",
         description="Writes model.onnx, params.msgpack, network.json and manifest.json (last) "
         "for the latest checkpoint of RUN_DIR. The configuration is the one the run recorded in "
-        "its stats.json; flags given here override it.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
+        "its stats.json; flags given here override it. RUN_DIR may also be an exported model "
+        "folder: its network is exported again with this command's export settings (e.g. "
+        "--export.simulations for the bot's default), keeping its iteration and step.")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="a run directory written by train, or an exported model folder")
     parser.add_argument("--out", metavar="DIR",
                         help="output folder (default: RUN_DIR/models/<game>)")
     _add_config_flags(parser, short=())
@@ -217,13 +220,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise config_lib.ConfigError(f"run directory {run_dir} does not exist: name a folder "
                                      "that `train` wrote (its --run-dir)")
-    config = _run_config(args, run_dir)
+    config = _model_config(args, run_dir)
+    if load.model_kind(run_dir) == "export" and not args.out:
+        raise config_lib.ConfigError(f"{run_dir} is an exported model: name a new folder for "
+                                     "its export with --out")
     enable_compilation_cache()
     try:
         model = load.load_model(run_dir, config)
         out_dir = args.out or layout.model_dir(run_dir, model.game.name)
         manifest = export.export_model(
-            model.game, model.network, model.params, config.model, out_dir,
+            model.game, model.network, model.params, model.config.model, out_dir,
             step=model.step, iteration=model.iteration,
             opset=config.export.onnx_opset, ir_version=config.export.onnx_ir_version,
             agent=export.agent_settings(config))
@@ -253,8 +259,9 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per move (default: "
-                        "an exported model's own, from its manifest, else "
-                        "evaluation.simulations; 0 = the raw network's best move)")
+                        "an exported model's own, from its manifest, else what "
+                        "an export would record: export.simulations, or evaluation.simulations "
+                        "if that is 0; 0 = the raw network's best move)")
     measure = parser.add_mutually_exclusive_group(required=True)
     measure.add_argument("--positions", metavar="FILE", help="benchmark file: Connect 4 .jsonl "
                          "(Pons) or Othello .obf (FForum), e.g. from cartridge_jax/refdata")
@@ -303,7 +310,8 @@ def _play_parser(commands: argparse._SubParsersAction) -> None:
                         help="run directory or exported model folder (with manifest.json)")
     parser.add_argument("--sims", type=int, metavar="N", help="simulations per bot move "
                         "(default: an exported model's own, from its manifest, else "
-                        "evaluation.simulations; 0 = the raw network's best move)")
+                        "export.simulations, or evaluation.simulations if that is 0; 0 = the "
+                        "raw network's best move)")
     parser.add_argument("--bot-first", action="store_true", help="the bot moves first")
     _add_config_flags(parser, short=("seed",))
     parser.set_defaults(run=_cmd_play)
@@ -336,8 +344,9 @@ def _ship_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
     parser.add_argument("--dest", metavar="DIR", help="target folder (default: "
                         "site/models/<game>)")
-    parser.add_argument("--sims", type=int, metavar="N", help="simulations per move for the "
-                        "suite (default: evaluation.simulations of the run)")
+    parser.add_argument("--sims", type=_simulation_counts, metavar="N[,N...]",
+                        help="simulations per move the suite runs at (default: the export's "
+                        "own, from its manifest, and 128, which every card measures at)")
     parser.add_argument("--trained-with", metavar="COMMAND",
                         help="the training command to record in the card")
     _add_config_flags(parser, short=())
@@ -448,6 +457,19 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.set_defaults(run=_cmd_serve)
+
+
+def _simulation_counts(text: str) -> tuple[int, ...]:
+    """Comma-separated simulation counts for argparse (e.g. "128,512"), each 0 or more."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of simulation counts: use "
+                                         "numbers separated by commas, e.g. 128,512") from None
+    if min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: simulation counts are 0 (the raw "
+                                         "network) or more")
+    return counts
 
 
 def _port(text: str) -> int:

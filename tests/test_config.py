@@ -242,7 +242,7 @@ def test_unknown_key_in_file_suggests_the_closest(tmp_path):
 def test_unknown_key_without_close_match_lists_keys(tmp_path):
     message = error_of(flags={"export.zzz": "1"})
     assert 'unknown key "zzz" in [export] (flag --export.zzz)' in message
-    assert "enabled, interval, min_interval_s, onnx_opset, onnx_ir_version" in message
+    assert "enabled, interval, min_interval_s, simulations, onnx_opset, onnx_ir_version" in message
 
 
 def test_top_level_value_in_file(tmp_path):

@@ -292,6 +292,24 @@ def test_export_command_exports_the_latest_checkpoint(trained_run, run_cli, tmp_
     assert sorted(os.listdir(layout.model_dir(copy, "tictactoe"))) == sorted(FILES)
 
 
+def test_an_export_is_exported_again_with_new_export_settings(trained_run, run_cli, tmp_path):
+    """`export EXPORT_FOLDER --out DIR --export.simulations N`: the same network and parameters
+    (byte for byte), iteration and step; only the bot's default simulations change."""
+    source = layout.model_dir(trained_run[0], "tictactoe")
+    out = tmp_path / "again"
+    status, _, err = run_cli("export", str(source), "--out", str(out),
+                             "--export.simulations", "512")
+    assert status == 0, err
+    before, after = export.read_manifest(source), export.read_manifest(out)
+    assert after["agent"] == {"search": "gumbel", "simulations": 512}
+    assert before["agent"]["simulations"] == 4  # TINY_TOML's evaluation.simulations
+    same = ("sha256", "params_sha256", "network_sha256", "iteration", "step", "network")
+    assert {key: after[key] for key in same} == {key: before[key] for key in same}
+
+    status, _, err = run_cli("export", str(source))  # no --out: it would write inside the export
+    assert status == 2 and "--out" in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("problem", ["missing", "empty", "bad stats"])
 def test_export_command_errors_are_one_line_with_status_2(run_cli, tmp_path, problem):
     run_dir = tmp_path / "run"

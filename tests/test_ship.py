@@ -79,6 +79,22 @@ def test_shipped_files_match_the_recorded_sums_and_the_card_says_what_it_measure
     assert manifest == export.read_manifest(_source(run_dir))
 
 
+def test_the_card_measures_at_the_bots_simulations_and_at_the_reference_count(run_dir,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """One suite at the manifest's simulations (the site's default), one at 128, so a card
+    compares with older cards whatever its bot's default."""
+    manifest = export.read_manifest(_source(run_dir))
+    export.write_manifest(_source(run_dir), {**manifest, "agent": {"search": "gumbel",
+                                                                   "simulations": 512}})
+    monkeypatch.setattr(ship, "run_suite", lambda config, model_dir, *, sims, progress:
+                        [{"measure": "stub", "simulations": sims}])
+    card = _ship(run_dir, tmp_path / "dest")
+    assert [row["simulations"] for row in card["evaluation"]] == [
+        ship.REFERENCE_SIMULATIONS, 512]
+    assert ship.card_simulations({"agent": {"simulations": 128}}) == (128,)
+
+
 @pytest.mark.parametrize("damage", ["garbage", "missing"])
 @pytest.mark.parametrize("name", [export.MODEL_FILE, export.PARAMS_FILE, export.NETWORK_FILE])
 def test_a_damaged_export_is_refused_and_the_shipped_model_kept(run_dir, tmp_path, name,

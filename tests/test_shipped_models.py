@@ -27,8 +27,9 @@ def test_card_describes_the_shipped_files(game):
     sha256 = hashlib.sha256((folder / export.MODEL_FILE).read_bytes()).hexdigest()
     assert manifest["sha256"] == sha256 == card["model_sha256"]
     assert manifest["game"] == card["game"] == game
-    assert [row["measure"] for row in card["evaluation"]] == [
-        measure.name for measure in ship.SUITES[game]]
+    assert [(row["measure"], row["simulations"]) for row in card["evaluation"]] == [
+        (measure.name, sims) for sims in ship.card_simulations(manifest)
+        for measure in ship.SUITES[game]]
 
 
 @pytest.mark.parametrize("game", GAMES)

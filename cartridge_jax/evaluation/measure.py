@@ -34,8 +34,8 @@ def evaluate(config: Config, *, model_dir_or_run_dir, sims: int | None = None, p
     played at `sims` too) or `exhaustive` (TicTacToe).
 
     `model_dir_or_run_dir`: any path `model.load` reads. `config`: what the model plays with
-    (`load.model_config`); `sims` defaults to an export's own (`load.default_simulations`),
-    else evaluation.simulations; `games` to
+    (`load.model_config`); `sims` defaults to the bot's (`load.default_simulations`: an
+    export's own, else export.simulations or evaluation.simulations); `games` to
     evaluation.games; the seed comes from `config`. Returns the measure's dict plus
     game, model, iteration and simulations. ValueError (one line) on a bad input.
     """

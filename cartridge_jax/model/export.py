@@ -74,11 +74,13 @@ class ExportError(Exception):
 
 
 def agent_settings(config: Config) -> dict[str, Any]:
-    """The playing agent's search settings, which the web page's bot takes as its default.
+    """The playing agent's search settings, which the web page's bot takes as its default:
+    `export.simulations`, else (0) `evaluation.simulations`.
 
     "search" names the agent's one search (`search.agent_search`, noiseless Gumbel MuZero), so
     a manifest says which algorithm its strength was measured with."""
-    return {"search": "gumbel", "simulations": config.evaluation.simulations}
+    return {"search": "gumbel",
+            "simulations": config.export.simulations or config.evaluation.simulations}
 
 
 def export_model(
@@ -151,6 +153,19 @@ def recorded_sha256(manifest: dict[str, Any]) -> dict[str, str | None]:
     return {name: manifest.get(key) for name, key in SHA256_KEYS.items()}
 
 
+def described_network(directory: str | os.PathLike) -> tuple[games.Game, ModelConfig, int]:
+    """(game, model configuration, observation encoding version) that an export folder's
+    network.json describes; ExportError when it is missing or describes nothing."""
+    path = epath.Path(directory) / NETWORK_FILE
+    described = _read_json(path)
+    try:
+        return (games.make(described["game"]), ModelConfig.model_validate(described["model"]),
+                described["encoding_version"])
+    except (KeyError, TypeError, games.UnknownGameError, pydantic.ValidationError) as error:
+        raise ExportError(f"{path} is not a network description: "
+                          f"{_first_line(error)}") from None
+
+
 def load_exported(directory: str | os.PathLike) -> tuple[games.Game, Any, nets.Params, dict]:
     """(game, network, params, manifest) of an export folder, ready for `network.apply`.
 
@@ -159,14 +174,7 @@ def load_exported(directory: str | os.PathLike) -> tuple[games.Game, Any, nets.P
     """
     directory = epath.Path(directory)
     manifest = read_manifest(directory)
-    described = _read_json(directory / NETWORK_FILE)
-    try:
-        game = games.make(described["game"])
-        model_config = ModelConfig.model_validate(described["model"])
-        encoding_version = described["encoding_version"]
-    except (KeyError, TypeError, games.UnknownGameError, pydantic.ValidationError) as error:
-        raise ExportError(f"{directory / NETWORK_FILE} is not a network description: "
-                          f"{_first_line(error)}") from None
+    game, model_config, encoding_version = described_network(directory)
     if encoding_version != game.encoding_version:
         raise ExportError(
             f"{directory} holds a {game.name} model for observation encoding "

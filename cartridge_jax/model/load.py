@@ -89,31 +89,34 @@ def model_config(path: str | os.PathLike, *, config_file: str | None = None,
 
 def default_simulations(path: str | os.PathLike, config: config_lib.Config) -> int:
     """The agent's simulations when none are asked for: an export's own (its manifest's
-    `agent`, what the web bot plays), else `evaluation.simulations` of `config`."""
+    `agent`, what the web bot plays), else what `config`'s export would record."""
     if model_kind(path) == "export":
         try:
             return int(export.read_manifest(path)["agent"]["simulations"])
         except (export.ExportError, KeyError, TypeError, ValueError):
             pass  # an export from before manifests named their agent
-    return config.evaluation.simulations
+    return export.agent_settings(config)["simulations"]
 
 
 def load_model(path: str | os.PathLike, config: config_lib.Config | None = None) -> Model:
     """The network and parameters at `path`. `config` (default: `model_config(path)`) describes
-    the network of a run directory or snapshot; an export describes its own."""
+    the network of a run directory or snapshot; an export describes its own (the returned
+    model's `config.model` is then network.json's)."""
     kind = model_kind(path)
     config = model_config(path) if config is None else config
     path = epath.Path(path)
     if kind == "export":
         try:
             game, network, params, manifest = export.load_exported(path)
+            _, network_config, _ = export.described_network(path)
         except export.ExportError as error:
             raise ModelError(str(error)) from None
         if game.name != config.common.game:
             raise ModelError(f"{path} holds a {game.name} model, not {config.common.game}: "
                              f"evaluate it with game {game.name}")
         return Model(game, network, params, int(manifest.get("iteration", 0)),
-                     int(manifest.get("step", 0)), config)
+                     int(manifest.get("step", 0)),
+                     config.model_copy(update={"model": network_config}))
     game = games.make(config.common.game)
     network = nets.make_network(config.model, game)
     template = jax.eval_shape(lambda: nets.init_params(network, game, jax.random.key(0)))

@@ -25,6 +25,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from etils import epath
@@ -34,6 +35,9 @@ from cartridge_jax.evaluation import position_sets
 from cartridge_jax.model import export
 from cartridge_jax.run import layout, stats
 
+# Cards measure every model at this many simulations per move too, whatever its bot's default:
+# the figures the README and earlier cards compare at.
+REFERENCE_SIMULATIONS = 128
 CARD_FILE = "card.json"
 STATS_FILE = "stats.json"
 FILE_MODE = 0o644  # shipped files and folders: readable by a web server running as anyone
@@ -95,13 +99,12 @@ SUITES: dict[str, tuple[Measure, ...]] = {
 }
 
 
-def run_suite(config, model_dir: str | pathlib.Path, *, sims: int | None = None,
+def run_suite(config, model_dir: str | pathlib.Path, *, sims: int,
               progress=print) -> list[dict[str, Any]]:
-    """The game's strength suite on the model in `model_dir`, one result dict per measure
-    (the measure's name and reproducing command added)."""
+    """The game's strength suite on the model in `model_dir` at `sims` simulations per move,
+    one result dict per measure (the measure's name and reproducing command added)."""
     from cartridge_jax.evaluation import measure
 
-    sims = config.evaluation.simulations if sims is None else sims
     results = []
     for suite_measure in SUITES[config.common.game]:
         result = measure.evaluate(config, model_dir_or_run_dir=model_dir, sims=sims,
@@ -150,9 +153,19 @@ def build_card(run_stats: stats.Stats, manifest: dict[str, Any], results: list[d
     }
 
 
+def card_simulations(manifest: dict[str, Any]) -> tuple[int, ...]:
+    """The simulations a card measures at: the bot's default (the manifest's) and
+    `REFERENCE_SIMULATIONS`, which compares models whatever their defaults."""
+    bot = (manifest.get("agent") or {}).get("simulations", REFERENCE_SIMULATIONS)
+    return tuple(sorted({int(bot), REFERENCE_SIMULATIONS}))
+
+
 def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, command: str,
-         sims: int | None = None, progress=print) -> dict[str, Any]:
+         sims: Sequence[int] | None = None, progress=print) -> dict[str, Any]:
     """Copies a run's exported model and stats into `dest`, evaluates it there, writes card.json.
+
+    The strength suite runs at each of `sims` simulations per move (default:
+    `card_simulations` of the export).
 
     `run_dir` may be remote (gs://...); `dest` is a local folder. The new folder is assembled
     and checked beside `dest` and swapped in at the end, so `dest` holds the old model or the
@@ -182,7 +195,8 @@ def ship(run_dir: str | os.PathLike, dest: str | pathlib.Path, config, *, comman
         # The manifest the copies were checked against, not a second read of a file that a
         # running export may have replaced meanwhile.
         export.write_manifest(staging, manifest)
-        results = run_suite(config, staging, sims=sims, progress=progress)
+        results = [result for count in (sims or card_simulations(manifest))
+                   for result in run_suite(config, staging, sims=count, progress=progress)]
         card = build_card(run_stats, manifest, results, command=command,
                           stats_sha256=stats_sha256)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
