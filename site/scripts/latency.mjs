@@ -14,6 +14,7 @@ import { join } from 'node:path';
 
 import { getGame } from '../js/games/index.js';
 import { agentSearch } from '../js/search.js';
+import { evaluator, loadSession } from './node_onnx.mjs';
 
 const [modelDir, simulationList, gamesArg = '4'] = process.argv.slice(2);
 if (!modelDir || !simulationList) {
@@ -27,19 +28,9 @@ if (simulationCounts.some((n) => !Number.isInteger(n) || n < 1) || !(gameCount >
   process.exit(2);
 }
 
-const VENDOR = new URL('../vendor/onnxruntime-web/', import.meta.url);
-const ort = await import(new URL('ort.wasm.bundle.min.mjs', VENDOR).href);
-ort.env.wasm.numThreads = 1;
-ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.wasm', VENDOR));
-
 const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
 const game = getGame(manifest.game);
-const session = await ort.InferenceSession.create(readFileSync(join(modelDir, 'model.onnx')));
-const evaluate = async (observation) => {
-  const input = new ort.Tensor('float32', observation, [1, ...game.observationShape]);
-  const output = await session.run({ observation: input });
-  return { logits: output.policy_logits.data, value: output.value.data[0] };
-};
+const evaluate = evaluator(await loadSession(join(modelDir, 'model.onnx')), game);
 
 let seed = 12345; // a fixed LCG: the same games on every run
 const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;

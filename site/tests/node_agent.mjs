@@ -17,47 +17,25 @@ import { readFileSync } from 'node:fs';
 
 import { getGame } from '../js/games/index.js';
 import { agentSearch } from '../js/search.js';
-
-const VENDOR = new URL('../vendor/onnxruntime-web/', import.meta.url);
-const ort = await import(new URL('ort.wasm.bundle.min.mjs', VENDOR).href);
-ort.env.wasm.numThreads = 1;
-// Under Node the bundle cannot fetch its wasm from a file URL: hand it the bytes.
-ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.wasm', VENDOR));
+import { evaluator, loadSession, runBatch } from '../scripts/node_onnx.mjs';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const sessions = {};
 for (const [name, path] of Object.entries(job.models)) {
-  sessions[name] = await ort.InferenceSession.create(readFileSync(path));
-}
-
-/** (observations [N][cells * 2]) -> {policy_logits [N][A] Float32Array rows, value [N]}. */
-async function runBatch(game, observations, session = sessions[game.name]) {
-  const size = game.rows * game.cols * 2;
-  const data = new Float32Array(observations.length * size);
-  observations.forEach((observation, row) => data.set(observation, row * size));
-  const input = new ort.Tensor('float32', data, [observations.length, ...game.observationShape]);
-  const output = await session.run({ observation: input });
-  const logits = output.policy_logits.data;
-  return {
-    policy_logits: observations.map((_, row) =>
-      logits.subarray(row * game.numActions, (row + 1) * game.numActions)),
-    value: Array.from(output.value.data),
-  };
+  sessions[name] = await loadSession(path);
 }
 
 const evaluations = [];
 for (const { game: name, observations } of job.evaluations ?? []) {
-  const { policy_logits: logits, value } = await runBatch(getGame(name), observations);
+  const { policy_logits: logits, value } = await runBatch(sessions[name], getGame(name),
+    observations);
   evaluations.push({ policy_logits: logits.map((row) => Array.from(row)), value });
 }
 
 const searches = [];
 for (const { game: name, model = name, moves, simulations } of job.searches ?? []) {
   const game = getGame(name);
-  const evaluate = async (observation) => {
-    const { policy_logits: logits, value } = await runBatch(game, [observation], sessions[model]);
-    return { logits: logits[0], value: value[0] };
-  };
+  const evaluate = evaluator(sessions[model], game);
   const results = [];
   for (const actions of moves) {
     const state = actions.reduce((s, action) => game.step(s, action), game.init());
