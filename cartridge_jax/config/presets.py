@@ -12,14 +12,17 @@ from typing import Any
 CONNECT4_BENCHMARKS = [f"connect4/Test_{name}.jsonl"
                        for name in ("L3_R1", "L2_R1", "L1_R1", "L1_R3")]
 OTHELLO_BENCHMARKS = ["othello/fforum-1-19.obf", "othello/fforum-20-39.obf"]
-# The site's bot with the CPU presets' MLPs searches 512 simulations a move (docs/strength.md,
-# "The bot's simulations"): under Node's onnxruntime-web on a 2-core CPU a move took at most
-# 48 ms (Connect 4) and 327 ms (Othello). On the shipped Connect 4 network 512 against 128 took
-# the Pons mistake rates from 1.6 / 1.6 / 0.6 / 8.0% to 0.9 / 0.5 / 0.7 / 8.1%, below minimax
-# depth 5 on every set; 1024 and 2048 gained nothing more. Evaluation during training stays at
-# 128, a quarter of the cost. The GPU presets' ResNets are far slower in the browser: they keep
-# their evaluation's count.
-BOT_SIMULATIONS = 512
+# The site's bot with the CPU presets' MLPs searches more than training evaluates (docs/
+# strength.md, "The bot's simulations"); under Node's onnxruntime-web on a 2-core CPU a move took
+# at most 48 ms (Connect 4, 512) and 284 ms (Othello, 1024), inside the 1 s budget. On the
+# shipped networks: Connect 4's Pons mistake rates went from 1.6 / 1.6 / 0.6 / 8.0% at 128 to
+# 0.9 / 0.5 / 0.7 / 8.1% at 512, below minimax depth 5 on every set, and 1024 or 2048 gained
+# nothing more; Othello won 84 / 94 / 97 of 100 games against greedy at 128 / 512 / 1024 and
+# 100 of 100 against alphabeta:3 at 1024. Evaluation during training stays at 128, a quarter or
+# an eighth of the cost. The GPU presets' ResNets are far slower in a browser: they keep their
+# evaluation's count.
+CONNECT4_BOT_SIMULATIONS = 512
+OTHELLO_BOT_SIMULATIONS = 1024
 
 # Presets: partial overrides, {section: {key: value}}. Each names its game so that
 # `--common.preset connect4-gpu` alone is a complete recipe. Positions per iteration are
@@ -68,7 +71,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "training": {"iterations": 700, "steps_per_iteration": 64, "batch_size": 512,
                      "replay_capacity": 262_144},
         "evaluation": {"simulations": 128, "interval": 25, "benchmarks": CONNECT4_BENCHMARKS},
-        "export": {"simulations": BOT_SIMULATIONS},
+        "export": {"simulations": CONNECT4_BOT_SIMULATIONS},
     },
     "connect4-gpu": {
         "common": {"game": "connect4"},
@@ -100,7 +103,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # An evaluation (FForum sets, random, greedy, the best model) took 14 s in the iteration
         # benchmark, an iteration ~17 s: every 10 iterations costs under a tenth of the time.
         "evaluation": {"simulations": 128, "interval": 10, "benchmarks": OTHELLO_BENCHMARKS},
-        "export": {"simulations": BOT_SIMULATIONS},
+        "export": {"simulations": OTHELLO_BOT_SIMULATIONS},
     },
     "othello-gpu": {
         "common": {"game": "othello"},
