@@ -65,9 +65,10 @@ def test_shipped_othello_agent_is_not_wiped_out_by_greedy_play():
     simulations. A model shipped earlier won only 70 of 100 such games (docs/strength.md): every
     loss a wipeout, all its discs flipped in 12-32 plies while its value said it was winning,
     because the search never visited the low-prior reply that flips everything. Greedy is far
-    weaker than alphabeta:2, which that model beat 100-0."""
+    weaker than alphabeta:2, which that model beat 100-0. The bot now searches 1024 simulations
+    (97 of 100 won, the issue's target being 95%); at 128 the same network wins 84."""
     config, _ = config_lib.load_config(flags={"common.game": "othello"}, env={},
                                        config_file=None)
     result = measure.evaluate(config, model_dir_or_run_dir=MODELS / "othello",
                                opponent="greedy", games=50)
-    assert result["score"] >= 0.8, result
+    assert result["score"] >= 0.9, result
