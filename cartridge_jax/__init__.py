@@ -11,8 +11,8 @@ Public surface (loaded on first use, so `import cartridge_jax.config` starts no 
   export_model     ONNX export of a network with its parameters and manifest
 
 Layers, bottom to top (each imports only those below it; docs/architecture.md):
-  _files, config -> games -> parallel -> run -> model -> opponents -> evaluation -> training
-  -> play, web, bench -> cli
+  _files, solvers, config -> games -> parallel -> run -> model -> opponents -> evaluation
+  -> training -> play, web, bench -> cli
 """
 
 from __future__ import annotations

@@ -178,8 +178,8 @@ def test_othello_first_listed_move_is_best_with_no_loss(obf_file):
     lines = obf_lines()
     agent = lookup_agent(lines, lambda listed: listed[0])
     result = position_sets.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
-    assert result == {"best_move_rate": 1.0, "mean_disc_loss": 0.0, "unknown_move_rate": 0.0,
-                      "n": 39}
+    assert result == {"best_move_rate": 1.0, "mistake_rate": 0.0, "mean_disc_loss": 0.0,
+                      "unknown_move_rate": 0.0, "n": 39}
 
 
 def test_othello_second_listed_move(obf_file):
@@ -189,6 +189,8 @@ def test_othello_second_listed_move(obf_file):
     scores = [[s for _, s in listed_moves(line)] for line in lines]
     result = position_sets.othello_benchmark(agent, obf_file, key=KEY, batch_size=16)
     assert result["best_move_rate"] == np.mean([s[1] == s[0] for s in scores])
+    assert result["mistake_rate"] == np.mean([np.sign(s[1]) < np.sign(s[0]) for s in scores])
+    assert 0 < result["mistake_rate"] < result["best_move_rate"] + result["mistake_rate"] <= 1
     assert result["mean_disc_loss"] == pytest.approx(np.mean([s[0] - s[1] for s in scores]))
     assert result["mean_disc_loss"] > 0
     assert result["unknown_move_rate"] == 0.0 and result["n"] == 39
@@ -199,8 +201,8 @@ def test_othello_unlisted_moves_are_counted_apart(obf_file):
         return jnp.full(states.current_player.shape, 64, jnp.int32)
 
     result = position_sets.othello_benchmark(always_pass, obf_file, key=KEY)
-    assert result == {"best_move_rate": 0.0, "mean_disc_loss": None, "unknown_move_rate": 1.0,
-                      "n": 39}
+    assert result == {"best_move_rate": 0.0, "mistake_rate": 1.0, "mean_disc_loss": None,
+                      "unknown_move_rate": 1.0, "n": 39}
 
 
 def test_othello_bad_lines(tmp_path):

@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "cartridge_jax"
 ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 # Bottom to top; a layer may import itself and the layers before it.
-LAYERS = ("_files", "config", "games", "parallel", "run", "model", "opponents", "evaluation",
+LAYERS = ("_files", "solvers", "config", "games", "parallel", "run", "model", "opponents", "evaluation",
           "training", "play", "web", "bench", "cli", "__main__")
 
 

@@ -5,7 +5,8 @@ seconds, evaluation and saves not counted), with in-training evaluation off and 
 snapshot every iteration. Afterwards the snapshots nearest below each clock mark (0, 5, 15, 30,
 60 minutes...) are measured on whole reference sets, by the agent at each of the given simulation
 counts and by the raw network:
-  * Connect 4: mistake rates on the four public Pons sets;
+  * Connect 4: mistake rates on the four public Pons sets, and on the held-out validation sets
+    (cartridge_jax/valdata) that settings and checkpoints are chosen on;
   * Othello: FForum best-move rates and matches against greedy, alphabeta:2 and alphabeta:3;
   * TicTacToe: every reachable position (exhaustive).
 The measures are written into the run's stats.json as benchmark points that carry the training
@@ -138,7 +139,7 @@ def _measures(config: Config, game: games.Game, model, simulations: Sequence[int
     "@<sims>" appended to the set's name), then the matches."""
     apply_fn, params = model
     key = jax.random.key(config.common.seed)
-    for name in REFERENCE_SETS[game.name]:
+    for name in (*REFERENCE_SETS[game.name], *position_sets.VALIDATION_SETS.get(game.name, ())):
         positions = position_sets.load_benchmark(game, name)
         raw = positions.measure(agents.search_agent(game, apply_fn, params, 0), key)
         for metric, value in raw.items():

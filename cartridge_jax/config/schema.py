@@ -199,8 +199,9 @@ class EvaluationConfig(_Section):
         "mcts-rollout:<sims>, alphabeta:<depth>, or a model folder path.",
     )
     benchmarks: _Strings = Field(
-        (), description='Position sets measured at each evaluation: refdata files (e.g. '
-        '"connect4/Test_L2_R1.jsonl"), paths, or "exhaustive" (TicTacToe).'
+        (), description='Position sets measured at each evaluation: refdata or valdata files '
+        '(e.g. "connect4/Test_L2_R1.jsonl", the held-out "connect4/Val_end.jsonl"), paths, or '
+        '"exhaustive" (TicTacToe).'
     )
     benchmark_positions: int = Field(
         200, ge=0, description="Positions used of each benchmark file (its first); 0 means all."

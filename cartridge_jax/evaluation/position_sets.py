@@ -5,8 +5,10 @@
     tictactoe_exhaustive(agent, key=key)                                     # optimal_rate, n
     load_benchmark(game, "connect4/Test_L2_R1.jsonl", limit=200).measure(agent, key)  # reusable
 
-`REFERENCE_SETS` names the sets shipped in `cartridge_jax/refdata` per game (the model card's
-suite); `load_benchmark` reads them by name or any file by path. The measures call the agent in
+`REFERENCE_SETS` names the public sets shipped in `cartridge_jax/refdata` per game (the model
+card's suite, reported), `VALIDATION_SETS` the held-out sets in `cartridge_jax/valdata` that
+settings and checkpoints are chosen on (labelled by `cartridge_jax.solvers`, in the same
+formats); `load_benchmark` reads either by name or any file by path. The measures call the agent in
 chunks of a fixed number of positions, so it compiles once per measure. Errors for people (an
 unreadable or malformed file, a benchmark of another game) are ValueErrors with one-line
 messages.
@@ -36,6 +38,7 @@ from cartridge_jax.opponents import optimal_move_table, perfect
 BATCH_SIZE = 256
 
 REFDATA = resources.files("cartridge_jax") / "refdata"
+VALDATA = resources.files("cartridge_jax") / "valdata"
 
 # The public reference sets in cartridge_jax/refdata, per game, in the order cards list them.
 REFERENCE_SETS = {
@@ -43,6 +46,11 @@ REFERENCE_SETS = {
     "connect4": tuple(f"connect4/Test_{name}.jsonl" for name in ("L3_R1", "L2_R1", "L1_R1",
                                                                    "L1_R3")),
     "othello": ("othello/fforum-1-19.obf", "othello/fforum-20-39.obf"),
+}
+# The held-out sets in cartridge_jax/valdata (scripts/make_validation.py, valdata/README.md).
+VALIDATION_SETS = {
+    "connect4": tuple(f"connect4/Val_{stage}.jsonl" for stage in ("end", "middle", "begin")),
+    "othello": ("othello/Val_endgame.obf",),
 }
 
 
@@ -188,7 +196,9 @@ def othello_benchmark(agent: Agent, obf_file, *, key: jax.Array,
     """Best-move rate and disc loss of `agent` on an Edax `.obf` file of scored positions.
 
     Returns {"best_move_rate": share of positions where the chosen move is listed with the best
-    score, "mean_disc_loss": mean of (best listed score - chosen move's listed score) in discs
+    score, "mistake_rate": share where it throws away a win or a draw (the sign of its listed
+    score is below the best's; an unlisted move counts as a mistake, as in Connect 4's sets),
+    "mean_disc_loss": mean of (best listed score - chosen move's listed score) in discs
     over the positions whose chosen move is listed (None if there are none),
     "unknown_move_rate": share whose chosen move is not listed, "n"}.
     """
@@ -206,6 +216,8 @@ def othello_positions(obf_file, *, limit: int = 0) -> PositionSet:
         losses = [b - c for b, c in zip(best, chosen) if c is not None]
         return {
             "best_move_rate": float(np.mean([c == b for b, c in zip(best, chosen)])),
+            "mistake_rate": float(np.mean([c is None or np.sign(c) < np.sign(b)
+                                           for b, c in zip(best, chosen)])),
             "mean_disc_loss": float(np.mean(losses)) if losses else None,
             "unknown_move_rate": float(np.mean([c is None for c in chosen])),
             "n": len(listed),
@@ -282,16 +294,17 @@ BENCHMARK_GAMES = {".jsonl": "connect4", ".obf": "othello"}  # file suffix -> it
 
 def load_benchmark(game: Game, name, *, limit: int = 0) -> PositionSet:
     """The position set `name` for `game`: "exhaustive" (TicTacToe), or a benchmark file, a
-    path or one shipped in cartridge_jax/refdata (e.g. "connect4/Test_L2_R1.jsonl"); files cut
-    to their first `limit` positions (0: all)."""
+    path or one shipped in cartridge_jax/refdata or valdata (e.g. "connect4/Test_L2_R1.jsonl",
+    "connect4/Val_end.jsonl"); files cut to their first `limit` positions (0: all)."""
     if name == "exhaustive":
         if game.name != "tictactoe":
             raise ValueError(f"exhaustive evaluation is for TicTacToe only, not "
                              f"{game.display_name}: use a positions file or an opponent")
         return tictactoe_positions()
     path = pathlib.Path(name)
-    if not path.exists() and (REFDATA / str(name)).is_file():
-        path = pathlib.Path(str(REFDATA / str(name)))
+    for shipped in (REFDATA / str(name), VALDATA / str(name)):
+        if not path.exists() and shipped.is_file():
+            path = pathlib.Path(str(shipped))
     if path.suffix not in BENCHMARK_GAMES:
         raise ValueError(f"positions file {name}: use a Connect 4 .jsonl (Pons) or an "
                          "Othello .obf (FForum) benchmark file")

@@ -183,8 +183,9 @@ class BenchmarkPoint(BaseModel):
         'or a match, e.g. "vs greedy@128"'
     )
     metric: str = Field(
-        description='what value measures: "mistake_rate", "optimal_rate" (Connect 4, '
-        'TicTacToe), "best_move_rate", "mean_disc_loss", "unknown_move_rate" (Othello), by the '
+        description='what value measures: "mistake_rate" (Connect 4, Othello), "optimal_rate" '
+        '(Connect 4, TicTacToe), "best_move_rate", "mean_disc_loss", "unknown_move_rate" '
+        '(Othello), by the '
         'agent at evaluation.simulations; "raw_" before one of them: the same measure of the '
         "raw network's most likely move (no search)"
     )

@@ -265,7 +265,7 @@ def strength_table(cards: list[dict[str, Any]]) -> str:
 
 def _headline(result: dict[str, Any]) -> str:
     """The one number a table row shows for a measure's result."""
-    for key in ("mistake_rate", "best_move_rate", "optimal_rate"):
+    for key in ("best_move_rate", "mistake_rate", "optimal_rate"):  # Othello: best moves
         if key in result:
             return f"{key.replace('_', ' ')} {100 * result[key]:.1f}% (n={result['n']})"
     return (f"W/D/L {result['wins']}/{result['draws']}/{result['losses']}, score "
