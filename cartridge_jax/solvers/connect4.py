@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cartridge_jax.solvers.search import BudgetExceeded, popcount
+from cartridge_jax.solvers.search import BudgetExceeded, insert_by_weight, popcount
 
 WIDTH, HEIGHT = 7, 6
 CELLS = WIDTH * HEIGHT
@@ -103,7 +103,7 @@ def _negamax(current, mask, moves, alpha, beta, keys, bounds, counter):
         if alpha >= beta:
             return beta
 
-    # Moves by the threats they create (then centre first): insertion sort, stable.
+    # Moves by the threats they create, most first (then centre first).
     order = np.empty(WIDTH, dtype=np.uint64)
     weight = np.empty(WIDTH, dtype=np.int64)
     count = 0
@@ -111,14 +111,7 @@ def _negamax(current, mask, moves, alpha, beta, keys, bounds, counter):
         move = candidates & _COLUMNS[column]
         if move:
             threats = popcount(_winning_cells(current | move, mask))
-            position = count
-            while position > 0 and weight[position - 1] < threats:
-                order[position] = order[position - 1]
-                weight[position] = weight[position - 1]
-                position -= 1
-            order[position] = move
-            weight[position] = threats
-            count += 1
+            count = insert_by_weight(order, weight, count, move, -threats)
     for index in range(count):
         move = order[index]
         # After the move the opponent is to move: its stones are current ^ mask.

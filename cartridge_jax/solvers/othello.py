@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from cartridge_jax.solvers.search import BudgetExceeded, popcount
+from cartridge_jax.solvers.search import BudgetExceeded, insert_by_weight, popcount
 
 SQUARES = 64
 _U = np.uint64
@@ -88,7 +88,7 @@ def _negamax(own, opponent, alpha, beta, counter):
             return _final(own, opponent)
         return -_negamax(opponent, own, -beta, -alpha, counter)  # pass
     empties = SQUARES - popcount(own | opponent)
-    # The moves, fewest opponent replies first (then square order): insertion sort.
+    # The moves, fewest opponent replies first (then square order).
     order = np.empty(32, dtype=np.uint64)
     weight = np.empty(32, dtype=np.int64)
     count = 0
@@ -100,14 +100,7 @@ def _negamax(own, opponent, alpha, beta, counter):
         if empties >= _SORTED_BELOW:
             flipped = _flips(own, opponent, move)
             replies = popcount(_moves(opponent & ~flipped, own | flipped | move))
-        position = count
-        while position > 0 and weight[position - 1] > replies:
-            order[position] = order[position - 1]
-            weight[position] = weight[position - 1]
-            position -= 1
-        order[position] = move
-        weight[position] = replies
-        count += 1
+        count = insert_by_weight(order, weight, count, move, replies)
     best = -SQUARES - 1
     for index in range(count):
         move = order[index]
