@@ -37,11 +37,9 @@ MIN_SCORE = -(CELLS // 2) + 3
 TABLE_SIZE = (1 << 23) + 9  # odd: keys spread over every slot
 
 
-
 @numba.njit(cache=True, inline="always")
 def _trunc_div(a, b):  # C's integer division (toward zero), as the score bounds are written
     return a // b if a >= 0 else -((-a) // b)
-
 
 
 @numba.njit(cache=True)
@@ -197,9 +195,10 @@ class Solver:
         column; BudgetExceeded when one of them needs more than the budget."""
         current, mask, played = position(moves)
         wins = _winning_cells(current, mask)
+        playable = _playable(mask)
         scores = {}
         for column in range(WIDTH):
-            cell = _playable(mask) & _COLUMNS[column]
+            cell = playable & _COLUMNS[column]
             if not cell:
                 continue
             if cell & wins:

@@ -28,11 +28,9 @@ _MASKS = np.array([_INNER, _INNER, _ALL, _ALL, _INNER, _INNER, _INNER, _INNER], 
 _SORTED_BELOW = 5  # with fewer empties, moves are tried in square order (sorting costs more)
 
 
-
 @numba.njit(cache=True, inline="always")
 def _shift(bits, step):
     return bits << _U(step) if step > 0 else bits >> _U(-step)
-
 
 
 @numba.njit(cache=True)
@@ -164,10 +162,7 @@ def move_scores(text: str, node_budget: int = 200_000_000) -> dict[int, int]:
     own, opponent = _boards(text)
     counter = np.array([0, node_budget], dtype=np.int64)
     scores = {}
-    remaining = int(_moves(own, opponent))
-    while remaining:
-        square = (remaining & -remaining).bit_length() - 1
-        remaining &= remaining - 1
+    for square in legal_squares(int(own), int(opponent)):
         score = _move_score(own, opponent, square, counter)
         if counter[0] > counter[1]:
             raise BudgetExceeded(f"more than {node_budget:,} nodes")
