@@ -151,7 +151,7 @@ def test_four_devices_train_like_one(tiny_toml):
         train_state, buffer = jax.device_put(
             host, (trainer.shardings.train_state, trainer.shardings.buffer))
         assert len(buffer.observation.sharding.device_set) == trainer.mesh.size
-        return jax.device_get(trainer.train(train_state, buffer, key))
+        return jax.device_get(trainer.train(train_state, buffer, key, 0.0))
 
     (state_1, losses_1), (state_4, losses_4) = train(one), train(four)
     np.testing.assert_allclose(losses_4.total, losses_1.total, rtol=1e-5)
@@ -159,7 +159,7 @@ def test_four_devices_train_like_one(tiny_toml):
                  state_4.params, state_1.params)
     assert int(state_4.step) == 3
     train_state, buffer = jax.device_put(host, (four.shardings.train_state, four.shardings.buffer))
-    hlo = four.train.lower(train_state, buffer, key).compile().as_text()
+    hlo = four.train.lower(train_state, buffer, key, 0.0).compile().as_text()
     assert "all-reduce" in hlo
 
 

@@ -69,13 +69,11 @@ def test_loss_falls_on_a_fixed_batch():
 
     @jax.jit
     def fit(params):
-        def step(carry, _):
-            params, opt_state = carry
-            grads, losses = jax.grad(loss, has_aux=True)(params, batch)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), losses
+        def step(train_state, _):
+            grads, losses = jax.grad(loss, has_aux=True)(train_state.params, batch)
+            return learner.apply_gradients(optimizer, config, train_state, grads), losses
 
-        _, losses = jax.lax.scan(step, (params, optimizer.init(params)), length=steps)
+        _, losses = jax.lax.scan(step, learner.init_train_state(optimizer, params), length=steps)
         return losses
 
     losses = jax.tree.map(np.asarray, fit(params))
@@ -219,15 +217,24 @@ def test_learning_rate_schedule_edge_cases():
     assert np.isclose(float(to_zero(100)), 0.0, atol=1e-9)
 
 
-def test_optimizer_steps_with_the_scheduled_learning_rate():
-    # Adam's first step moves each parameter by ~lr in the gradient's opposite direction;
-    # with zero parameters weight decay adds nothing, and clipping keeps the direction.
-    config = schedule_config()
-    optimizer = learner.make_optimizer(config)
+def test_learning_rate_follows_the_steps_or_the_clock_whichever_is_further():
+    config = schedule_config()  # 100 steps, warmup 10
+    at = learner.learning_rate_schedule(config)
+    rate = lambda step, fraction=0.0: float(learner.learning_rate(config, step, fraction))  # noqa: E731
+    assert np.isclose(rate(55), at(55))  # no budget: the schedule over steps
+    assert np.isclose(rate(55, 0.2), at(55))  # the steps are further along
+    assert np.isclose(rate(20, 0.55), at(55))  # the clock is: 55% of the budget is spent
+    assert np.isclose(rate(0, 1.0), 0.1 * 1e-2)  # a spent budget has decayed fully
+
+
+def test_optimizer_steps_at_a_unit_rate_that_train_scales():
+    # Adam's first step moves each parameter by ~1 in the gradient's opposite direction; with
+    # zero parameters weight decay adds nothing, and clipping keeps the direction.
+    optimizer = learner.make_optimizer(schedule_config())
     params = jnp.zeros(4)
     grads = jnp.array([3.0, -2.0, 0.5, -100.0])
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
-    assert np.allclose(updates, -0.1 * 1e-2 * np.sign(grads), rtol=1e-3)
+    assert np.allclose(updates, -np.sign(grads), rtol=1e-3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,3 +271,25 @@ def test_train_on_a_replay_buffer_advances_the_step_and_returns_finite_losses():
     assert all(jax.tree.leaves(moved))
     state, _ = train(state, buffer, jax.random.key(2))
     assert int(state.step) == 2 * steps
+
+
+def test_train_steps_at_the_rate_of_the_budget_spent():
+    # Same state, batch and gradients: with 55% of the time budget spent the step is the
+    # schedule's at 55% of the steps, so every parameter moves that much less far than at the
+    # start (cosine: 0.1 + 0.9 x (1 + cos(0.55 pi)) / 2 = 0.48 of the peak).
+    network, params, buffer = filled_buffer()
+    config = with_training(batch_size=32, learning_rate=1e-2, warmup_steps=0,
+                           final_lr_fraction=0.1, iterations=4, steps_per_iteration=25)
+    optimizer = learner.make_optimizer(config)
+    train = jax.jit(functools.partial(learner.train, GAME, network.apply, optimizer, config,
+                                      steps=1))
+    state = learner.init_train_state(optimizer, params)
+    moves = [jax.tree.map(lambda new, old: np.asarray(new - old),
+                          train(state, buffer, jax.random.key(1), fraction)[0].params, params)
+             for fraction in (0.0, 0.55)]
+    start, later = (np.concatenate([leaf.ravel() for leaf in jax.tree.leaves(move)])
+                    for move in moves)
+    moved = np.abs(start) > 1e-6
+    assert moved.mean() > 0.5
+    decayed = 0.1 + 0.9 * (1 + np.cos(0.55 * np.pi)) / 2
+    assert np.allclose(later[moved], decayed * start[moved], rtol=1e-3)

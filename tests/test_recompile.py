@@ -25,7 +25,7 @@ def test_phases_compile_once(tmp_path):
     for iteration in range(3):
         key = jax.random.key(iteration)
         games, buffer, _ = trainer.selfplay(train_state.params, games, buffer, key)
-        train_state, _ = trainer.train(train_state, buffer, key)
+        train_state, _ = trainer.train(train_state, buffer, key, 0.0)
         for index in range(len(evaluator.opponent_names)):
             evaluator.match(train_state.params, best_params, index, key)
         for positions in evaluator.benchmarks:

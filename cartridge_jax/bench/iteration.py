@@ -60,7 +60,7 @@ def measure_one(config: Config, work_dir: pathlib.Path) -> dict[str, Any]:
     selfplay, compile_s["selfplay"] = _compiled(
         trainer.selfplay, state.train_state.params, state.games, state.buffer, selfplay_key)
     train, compile_s["train"] = _compiled(trainer.train, state.train_state, state.buffer,
-                                          train_key)
+                                          train_key, 0.0)
 
     started = time.perf_counter()
     state, played = selfplay_phase(trainer, state, selfplay_key, step=selfplay)

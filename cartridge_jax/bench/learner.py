@@ -40,7 +40,7 @@ def measure(game_names: list[str], net_names: list[str], steps: int | None,
 
             def run(call):
                 nonlocal train_state  # donated to each call
-                train_state, losses = trainer.train(train_state, buffer, jax.random.key(call))
+                train_state, losses = trainer.train(train_state, buffer, jax.random.key(call), 0.0)
                 return losses
 
             measured = timing.time_interleaved({"ours": run}, repeats)["ours"]

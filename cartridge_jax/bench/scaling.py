@@ -66,7 +66,7 @@ def _measure_one(trainer: Trainer, repeats: int) -> dict[str, Any]:
 
     def train(call):
         nonlocal train_state  # donated to each call
-        train_state, losses = trainer.train(train_state, full, jax.random.key(call))
+        train_state, losses = trainer.train(train_state, full, jax.random.key(call), 0.0)
         return losses
 
     measured = timing.time_interleaved({"selfplay": selfplay, "train": train}, repeats)

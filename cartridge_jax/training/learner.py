@@ -37,7 +37,7 @@ class Losses:
 
 def learning_rate_schedule(config: Config) -> optax.Schedule:
     """Linear warmup from 0.1 x lr to lr, then cosine decay to final_lr_fraction x lr at the
-    end of the run (iterations x steps_per_iteration)."""
+    end of the run (iterations x steps_per_iteration), over gradient steps."""
     training = config.training
     total = training.iterations * training.steps_per_iteration
     warmup = min(training.warmup_steps, total)
@@ -50,15 +50,41 @@ def learning_rate_schedule(config: Config) -> optax.Schedule:
     )
 
 
+def learning_rate(config: Config, step: jax.Array | int,
+                  time_fraction: jax.Array | float = 0.0) -> jax.Array:
+    """The learning rate at gradient step `step` when `time_fraction` of the time budget is
+    spent: the schedule at whichever is further along, the steps or the clock. So a run bounded
+    by `training.time_budget_s` ends its cosine decay when its budget ends, on a slow CPU as on
+    a fast one, instead of stopping before the decay (or decaying early) as a schedule over
+    iterations alone would."""
+    training = config.training
+    total = training.iterations * training.steps_per_iteration
+    return learning_rate_schedule(config)(jnp.maximum(step, time_fraction * total))
+
+
 def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Clipping and AdamW at a unit learning rate: `train` scales its updates by
+    `learning_rate`, which depends on the clock the optimizer cannot see. The unit schedule
+    (not a float) keeps the optimizer state's layout, so checkpoints written when the schedule
+    lived here still resume."""
     return optax.chain(
         optax.clip_by_global_norm(config.training.grad_clip_norm),
-        optax.adamw(learning_rate_schedule(config), weight_decay=config.training.weight_decay),
+        optax.adamw(lambda count: 1.0, weight_decay=config.training.weight_decay),
     )
 
 
 def init_train_state(optimizer: optax.GradientTransformation, params) -> TrainState:
     return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.int32(0))
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, config: Config,
+                    train_state: TrainState, grads, time_fraction: jax.Array | float = 0.0
+                    ) -> TrainState:
+    """One optimizer step (`make_optimizer`) at `learning_rate(config, step, time_fraction)`."""
+    updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
+    rate = learning_rate(config, train_state.step, time_fraction)
+    params = optax.apply_updates(train_state.params, jax.tree.map(lambda u: rate * u, updates))
+    return TrainState(params, opt_state, train_state.step + 1)
 
 
 def loss_fn(apply_fn: ApplyFn, value_loss_weight: float, params, batch: replay.Batch):
@@ -82,10 +108,14 @@ def train(
     train_state: TrainState,
     buffer: replay.ReplayBuffer,
     key: jax.Array,
+    time_fraction: jax.Array | float = 0.0,
+    *,
     steps: int,
     mesh: Mesh | None = None,
 ) -> tuple[TrainState, Losses]:
     """`steps` gradient steps on batches sampled from `buffer`; returns mean losses.
+    `time_fraction`: the part of `training.time_budget_s` spent before these steps (0 without
+    a budget), which with the step sets the learning rate (`learning_rate`).
 
     With `mesh`, the buffer is split over its data axis (`replay.partition_spec`) and so is
     each batch, while the train state is replicated: the compiler averages the gradients over
@@ -100,9 +130,7 @@ def train(
         grads, losses = jax.grad(
             lambda p: loss_fn(apply_fn, training.value_loss_weight, p, batch), has_aux=True
         )(train_state.params)
-        updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
-        params = optax.apply_updates(train_state.params, updates)
-        return TrainState(params, opt_state, train_state.step + 1), losses
+        return apply_gradients(optimizer, config, train_state, grads, time_fraction), losses
 
     train_state, losses = jax.lax.scan(gradient_step, train_state, jax.random.split(key, steps))
     return train_state, jax.tree.map(jnp.mean, losses)

@@ -51,7 +51,7 @@ from cartridge_jax.run import checkpoint as checkpoint_lib
 from cartridge_jax.run import faults, layout
 from cartridge_jax.run import stats as stats_lib
 from cartridge_jax.run.lock import RunLock
-from cartridge_jax.training import replay
+from cartridge_jax.training import learner, replay
 from cartridge_jax.training import trainer as trainer_lib
 
 
@@ -508,8 +508,9 @@ def _iteration(context: _Context, carried: _Carried,
     started = time.perf_counter()
     key, selfplay_key, train_key, eval_key = jax.random.split(carried.state.key, 4)
     state = carried.state.replace(key=key)
+    time_fraction = _time_fraction(config, carried.counters)
     phases = _play_and_train(context, state, selfplay_key, train_key, iteration,
-                             carried.last_saved)
+                             carried.last_saved, time_fraction)
     if phases is None:
         return None
     state, played, trained, selfplay_s, train_s = phases
@@ -542,14 +543,20 @@ def _iteration(context: _Context, carried: _Carried,
         clock_s=clock_s,
     )
     stats, summary = _record(context, carried.stats, state, iteration, counters, played,
-                             trained, selfplay_s, entries, points)
+                             trained, selfplay_s, entries, points, time_fraction)
     carried = dataclasses.replace(carried, state=state, stats=stats, counters=counters,
                                   best=best)
     return carried, summary, final
 
 
+def _time_fraction(config: config_lib.Config, counters: _Counters) -> float:
+    """The part of `training.time_budget_s` spent (0 without a budget)."""
+    budget = config.training.time_budget_s
+    return min(counters.clock_s / budget, 1.0) if budget else 0.0
+
+
 def _play_and_train(context: _Context, state, selfplay_key, train_key, iteration: int,
-                    last_saved: int):
+                    last_saved: int, time_fraction: float):
     """(state, self-play result, training result, self-play seconds, training seconds), with
     progress bars; None when a stop request ended either phase. A non-finite loss raises
     TrainingError."""
@@ -584,6 +591,7 @@ def _play_and_train(context: _Context, state, selfplay_key, train_key, iteration
             return context.between_chunks()
 
         state, trained = trainer_lib.train_phase(trainer, state, train_key,
+                                                 time_fraction=time_fraction,
                                                  after_chunk=after_steps)
     if trained.stopped:
         return None
@@ -591,17 +599,18 @@ def _play_and_train(context: _Context, state, selfplay_key, train_key, iteration
 
 
 def _record(context: _Context, stats, state, iteration, counters, played, trained, selfplay_s,
-            entries, points) -> tuple[stats_lib.Stats, str | None]:
+            entries, points, time_fraction) -> tuple[stats_lib.Stats, str | None]:
     """The iteration in stats.json's history (and its evaluation, if any), and its summary
     line (None below log level info)."""
-    trainer, config = context.trainer, context.trainer.config
+    config = context.trainer.config
     step = int(state.train_state.step)
     mean_losses = (
         {field: float(sum(getattr(l, field) for l in trained.losses) / len(trained.losses))
          for field in ("total", "policy", "value")}
         if trained.losses else {"total": None, "policy": None, "value": None}
     )
-    learning_rate = float(trainer.schedule(max(step - 1, 0)))
+    # The rate of the iteration's last step: its training saw the clock as it was at the start.
+    learning_rate = float(learner.learning_rate(config, max(step - 1, 0), time_fraction))
     positions_per_s, games_per_s = played.positions / selfplay_s, played.games_finished / selfplay_s
     stats = stats_lib.record_iteration(
         stats, step=step, iteration=iteration, losses=mean_losses, learning_rate=learning_rate,

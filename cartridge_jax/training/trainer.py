@@ -59,7 +59,6 @@ class Trainer:
         self.game = games_lib.make(config.common.game)
         self.network = nets.make_network(config.model, self.game)
         self.optimizer = learner.make_optimizer(config)
-        self.schedule = learner.learning_rate_schedule(config)
         self.selfplay_chunk = chunk_length(config.selfplay.moves_per_iteration, MAX_SELFPLAY_CHUNK)
         self.train_chunk = chunk_length(config.training.steps_per_iteration, MAX_TRAIN_CHUNK)
 
@@ -91,7 +90,7 @@ class Trainer:
         self.train = jax.jit(
             functools.partial(learner.train, game, apply, self.optimizer, cfg,
                               steps=self.train_chunk, mesh=self.mesh),
-            in_shardings=(sh.train_state, sh.buffer, sh.key),
+            in_shardings=(sh.train_state, sh.buffer, sh.key, parallel.replicated(self.mesh)),
             out_shardings=(sh.train_state, parallel.replicated(self.mesh)),
             donate_argnums=(0,),
         )
@@ -175,13 +174,15 @@ def selfplay_phase(trainer: Trainer, state: RunState, key: jax.Array, *,
 
 
 def train_phase(trainer: Trainer, state: RunState, key: jax.Array, *,
-                step: Callable | None = None,
+                time_fraction: float = 0.0, step: Callable | None = None,
                 after_chunk: Callable[[learner.Losses, learner.TrainState], bool] | None = None
                 ) -> tuple[RunState, TrainResult]:
     """`training.steps_per_iteration` gradient steps in chunks; none while the replay buffer
     holds no finished game.
 
-    `step`: the compiled chunk (default `trainer.train`). `after_chunk(losses, train_state)`
+    `time_fraction`: the part of the time budget spent (it drives the learning rate with the
+    step, `learner.learning_rate`). `step`: the compiled chunk (default `trainer.train`),
+    called as step(train_state, buffer, key, time_fraction). `after_chunk(losses, train_state)`
     runs on the host after each chunk with its mean losses and the new train state; True stops.
     """
     step = step or trainer.train
@@ -190,7 +191,7 @@ def train_phase(trainer: Trainer, state: RunState, key: jax.Array, *,
     chunks = trainer.config.training.steps_per_iteration // trainer.train_chunk
     train_state, losses_seen, stopped = state.train_state, [], False
     for chunk_key in jax.random.split(key, chunks):
-        train_state, losses = step(train_state, state.buffer, chunk_key)
+        train_state, losses = step(train_state, state.buffer, chunk_key, time_fraction)
         losses_seen.append(losses)
         if after_chunk and after_chunk(losses, train_state):
             stopped = True
