@@ -275,6 +275,32 @@ def test_training_exports_at_each_checkpoint(trained_run):
     _assert_parity(_session(folder / export.MODEL_FILE), game, network, params)
 
 
+def test_a_failing_converter_stops_exporting_not_training(tmp_path, monkeypatch):
+    """A jax2onnx that breaks under the installed jax (0.17.1 raised AttributeError under jax
+    0.11.2) is reported once, with what to do; training runs to its end."""
+    import jax2onnx
+
+    def broken(*args, **kwargs):
+        raise AttributeError("module 'jax.core' has no attribute 'Literal'")
+
+    monkeypatch.setattr(jax2onnx, "to_onnx", broken)
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    run_dir = tmp_path / "run"
+    flags = {"common.run_dir": str(run_dir), "training.iterations": 2, "evaluation.interval": 0,
+             "export.enabled": True, "export.interval": 1, "export.min_interval_s": 0}
+    config, _ = config_lib.load_config(config_file=str(tmp_path / "tiny.toml"), env={},
+                                       flags=flags)
+    out = io.StringIO()
+    stats = loop.run(config, out=out, progress=False)
+    assert stats.iteration == 2 and stats.last_checkpoint == 2
+    printed = out.getvalue()
+    warnings = [line for line in printed.splitlines() if line.startswith("Warning: export")]
+    assert len(warnings) == 1, printed
+    assert "jax2onnx" in warnings[0] and "AttributeError: module 'jax.core'" in warnings[0]
+    assert f"cartridge-jax export {run_dir}" in printed
+    assert not (layout.model_dir(run_dir, "tictactoe") / export.MANIFEST_FILE).exists()
+
+
 def test_export_command_exports_the_latest_checkpoint(trained_run, run_cli, tmp_path):
     run_dir, _ = trained_run
     status, out, err = run_cli("export", str(run_dir), "--out", str(tmp_path / "out"))

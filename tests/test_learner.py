@@ -6,7 +6,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from helpers import (
     SELFPLAY_GAMES,
@@ -222,9 +221,10 @@ def test_learning_rate_follows_the_steps_or_the_clock_whichever_is_further():
     at = learner.learning_rate_schedule(config)
     rate = lambda step, fraction=0.0: float(learner.learning_rate(config, step, fraction))  # noqa: E731
     assert np.isclose(rate(55), at(55))  # no budget: the schedule over steps
-    assert np.isclose(rate(55, 0.2), at(55))  # the steps are further along
-    assert np.isclose(rate(20, 0.55), at(55))  # the clock is: 55% of the budget is spent
-    assert np.isclose(rate(0, 1.0), 0.1 * 1e-2)  # a spent budget has decayed fully
+    assert np.isclose(rate(55, 0.2), at(55))  # the steps are further along (10 + 0.2 x 90)
+    assert np.isclose(rate(20, 0.5), at(55))  # the clock is: half of the decay is done
+    assert np.isclose(rate(20, 1.0), 0.1 * 1e-2)  # a spent budget has decayed fully
+    assert np.isclose(rate(5, 0.9), at(5))  # the warmup counts steps only
 
 
 def test_optimizer_steps_at_a_unit_rate_that_train_scales():
@@ -274,9 +274,9 @@ def test_train_on_a_replay_buffer_advances_the_step_and_returns_finite_losses():
 
 
 def test_train_steps_at_the_rate_of_the_budget_spent():
-    # Same state, batch and gradients: with 55% of the time budget spent the step is the
-    # schedule's at 55% of the steps, so every parameter moves that much less far than at the
-    # start (cosine: 0.1 + 0.9 x (1 + cos(0.55 pi)) / 2 = 0.48 of the peak).
+    # Same state, batch and gradients, no warmup: with 55% of the time budget spent the step
+    # is the schedule's at 55% of the steps, so every parameter moves that much less far than
+    # at the start (cosine: 0.1 + 0.9 x (1 + cos(0.55 pi)) / 2 = 0.48 of the peak).
     network, params, buffer = filled_buffer()
     config = with_training(batch_size=32, learning_rate=1e-2, warmup_steps=0,
                            final_lr_fraction=0.1, iterations=4, steps_per_iteration=25)

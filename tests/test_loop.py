@@ -199,6 +199,24 @@ def test_resume_continues_at_the_next_iteration(base_run, tiny_toml, tmp_path):
     assert _checkpoint_iterations(run_dir) == [1, 2, 3]
 
 
+def test_a_time_budget_sets_the_learning_rate_and_ends_the_run(base_run, tiny_toml, tmp_path):
+    """Resumed under a budget of twice the clock spent, iteration 3 trains at the schedule's
+    rate for half of the run, far below its step's rate in 1000 iterations; the iteration that
+    spends the budget is the last."""
+    run_dir = _copy_run(base_run, tmp_path)
+    spent = base_run[1].history[-1].clock_s
+    budget = 2 * spent
+    config = _config(tiny_toml, run_dir, iterations=1000,
+                     **{"training.time_budget_s": budget, "training.warmup_steps": 4})
+    stats = loop.run(config, out=io.StringIO(), progress=False)
+    third = stats.history[2]
+    assert third.iteration == 3
+    last_step = 3 * STEPS - 1
+    assert np.isclose(third.learning_rate, float(learner.learning_rate(config, last_step, 0.5)))
+    assert third.learning_rate < 0.8 * float(learner.learning_rate(config, last_step))
+    assert stats.history[-1].clock_s >= budget > stats.history[-2].clock_s
+
+
 def test_death_between_checkpoint_and_stats_loses_no_iteration(
         base_run, tiny_toml, tmp_path, monkeypatch):
     run_dir = _copy_run(base_run, tmp_path)

@@ -66,7 +66,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # half a time): better or equal on all nine held-out validation measures of a 15-minute
     # pilot pair (end-set mistakes at 128 simulations 1.8% -> 1.2%, the raw network's 47.9% ->
     # 41.8%). 1000 iterations is about an hour on the 2-core CPU that measured it (3.7 s an
-    # iteration): the cosine schedule spans it; a slower CPU's time budget ends it sooner.
+    # iteration); under a time budget the learning rate's decay follows the clock when it is
+    # further along, so a slower CPU still ends its budget fully decayed.
     "connect4-cpu": {
         "common": {"game": "connect4"},
         "model": {"kind": "mlp", "mlp_hidden": [256, 256, 128], "value_hidden": 64},

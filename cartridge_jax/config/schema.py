@@ -145,8 +145,8 @@ class TrainingConfig(_Section):
     iterations: int = Field(20, ge=1, description="Self-play + training iterations in a run.")
     time_budget_s: float = Field(
         0.0, ge=0, allow_inf_nan=False, description="Stop after the iteration that brings the "
-        "run's self-play + training seconds to this (evaluation and saves not counted); 0 means "
-        "no limit."
+        "run's self-play + training seconds to this (evaluation and saves not counted), the "
+        "learning rate's decay ending with it; 0 means no limit."
     )
     steps_per_iteration: int = Field(100, ge=1, description="Gradient steps per iteration.")
     batch_size: int = Field(256, ge=1, description="Positions per gradient step.")
@@ -161,7 +161,8 @@ class TrainingConfig(_Section):
     )
     warmup_steps: int = Field(100, ge=0, description="Steps of linear learning-rate warmup.")
     final_lr_fraction: float = Field(
-        0.1, ge=0, le=1, description="Cosine decay ends at this fraction of learning_rate."
+        0.1, ge=0, le=1, description="Cosine decay ends at this fraction of learning_rate, at "
+        "the last iteration or when the time budget is spent, whichever comes first."
     )
     replay_capacity: int = Field(100_000, ge=1, description="Positions the replay buffer holds.")
     replay_window: int = Field(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -71,6 +72,12 @@ SHA256_KEYS = {MODEL_FILE: "sha256", PARAMS_FILE: "params_sha256",
 
 class ExportError(Exception):
     """An export cannot be written or read; the message is one line for people."""
+
+
+class ConverterError(ExportError):
+    """jax2onnx failed to convert a network: it patches jax's internals, so a jax newer than it
+    knows can break it anywhere (jax2onnx 0.17.1 under jax 0.11.2 raised AttributeError in its
+    plugins/_patching.py). Training goes on without exporting (training/loop.py)."""
 
 
 def agent_settings(config: Config) -> dict[str, Any]:
@@ -213,18 +220,25 @@ def _onnx_model(game, network, params, *, opset: int, ir_version: int) -> onnx.M
         raise ExportError(f"export.onnx_ir_version = {ir_version} is too old for opset {opset}, "
                           f"which needs IR version {oldest_ir} or newer: raise "
                           "export.onnx_ir_version or lower export.onnx_opset")
-    # Imported here: jax2onnx is needed only when exporting, and importing it takes ~1 s.
-    from jax2onnx import to_onnx
+    try:
+        # Imported here: jax2onnx is needed only when exporting, and importing it takes ~1 s.
+        from jax2onnx import to_onnx
 
-    _load_plugin_families(PLUGIN_FAMILIES)
-    with _cache_every_compilation(), _quiet_logger("onnx_ir.serde"):
-        model = to_onnx(
-            lambda observation: network.apply(params, observation),
-            [(BATCH_DIM, *game.observation_shape)],
-            opset=opset,
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-        )
+        _load_plugin_families(PLUGIN_FAMILIES)
+        with _cache_every_compilation(), _quiet_logger("onnx_ir.serde"):
+            model = to_onnx(
+                lambda observation: network.apply(params, observation),
+                [(BATCH_DIM, *game.observation_shape)],
+                opset=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+            )
+    except Exception as error:  # whatever a jax it does not know makes jax2onnx raise
+        raise ConverterError(
+            f"jax2onnx {_version('jax2onnx')} could not convert the network under jax "
+            f"{jax.__version__} ({type(error).__name__}: {_first_line(error)}): install a jax "
+            "that this jax2onnx supports (or a jax2onnx that supports this jax) and export "
+            "again") from error
     opsets = {entry.domain or "ai.onnx": entry.version for entry in model.opset_import}
     if opsets.get("ai.onnx") != opset:
         raise ExportError(f"jax2onnx wrote opset {opsets.get('ai.onnx')}, not the configured "
@@ -240,6 +254,13 @@ def _onnx_model(game, network, params, *, opset: int, ir_version: int) -> onnx.M
         raise ExportError(f"the exported ONNX model is invalid (opset {opset}, IR version "
                           f"{ir_version}): {_first_line(error)}") from error
     return model
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _load_plugin_families(families: tuple[str, ...]) -> None:

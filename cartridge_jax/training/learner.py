@@ -53,13 +53,16 @@ def learning_rate_schedule(config: Config) -> optax.Schedule:
 def learning_rate(config: Config, step: jax.Array | int,
                   time_fraction: jax.Array | float = 0.0) -> jax.Array:
     """The learning rate at gradient step `step` when `time_fraction` of the time budget is
-    spent: the schedule at whichever is further along, the steps or the clock. So a run bounded
-    by `training.time_budget_s` ends its cosine decay when its budget ends, on a slow CPU as on
-    a fast one, instead of stopping before the decay (or decaying early) as a schedule over
-    iterations alone would."""
+    spent. The warmup counts steps; the cosine decay then stands at whichever is further along,
+    the steps or the clock. So a run bounded by `training.time_budget_s` ends fully decayed on
+    any CPU, where a schedule over iterations alone would stop it mid-decay on a CPU slower
+    than its iteration count assumed."""
     training = config.training
     total = training.iterations * training.steps_per_iteration
-    return learning_rate_schedule(config)(jnp.maximum(step, time_fraction * total))
+    warmup = min(training.warmup_steps, total)
+    by_clock = warmup + time_fraction * (total - warmup)
+    decaying = jnp.maximum(step, by_clock)
+    return learning_rate_schedule(config)(jnp.where(step < warmup, step, decaying))
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:

@@ -395,7 +395,9 @@ class _Exporter:
     An export starts at a checkpoint when none is running and at least `export.interval`
     iterations and `export.min_interval_s` seconds have passed since the last one started (the
     first checkpoint of a process always exports), and once more at the end. An export's error
-    surfaces at the next export or at the end.
+    surfaces at the next export or at the end; a converter that fails (`ConverterError`: a
+    jax2onnx that cannot handle this jax) is reported once and exporting stops, while training
+    goes on: the checkpoints can be exported later.
     """
 
     def __init__(self, trainer: trainer_lib.Trainer, run_dir: epath.Path, out: TextIO):
@@ -404,9 +406,14 @@ class _Exporter:
         self._pending: concurrent.futures.Future | None = None
         self._last: tuple[int, float] | None = None  # (iteration, start time) of the last one
         self._announced = False
+        self._failed: export_lib.ConverterError | None = None
 
     def maybe_submit(self, state: trainer_lib.RunState, iteration: int) -> None:
-        if self._pending is not None and not self._pending.done():
+        if self._pending is not None:
+            if not self._pending.done():
+                return
+            self._collect()  # a failed converter stops the exports here
+        if self._failed:
             return
         settings = self._trainer.config.export
         if self._last is not None and (
@@ -417,9 +424,12 @@ class _Exporter:
 
     def final(self, state: trainer_lib.RunState, iteration: int) -> None:
         """Exports `iteration` unless that is done already; waits and raises its error."""
-        if iteration and (self._last is None or self._last[0] < iteration):
+        if iteration and not self._failed and (self._last is None or self._last[0] < iteration):
             self._submit(state, iteration)
         self._collect()
+        if self._failed:
+            print(f"The network was not exported: once the converter works, run `cartridge-jax "
+                  f"export {self._run_dir}`", file=self._out)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -436,8 +446,15 @@ class _Exporter:
     def _collect(self) -> None:
         if self._pending is None:
             return
-        folder, seconds = self._pending.result()
-        self._pending = None
+        try:
+            folder, seconds = self._pending.result()
+        except export_lib.ConverterError as error:
+            self._failed = error
+            print(f"Warning: export failed, training goes on without exporting: {error}",
+                  file=self._out)
+            return
+        finally:
+            self._pending = None
         if not self._announced:  # one line per run: later exports replace these files
             settings = self._trainer.config.export
             print(f"Exported the network to {folder} in {seconds:.1f} s; updated every "
