@@ -35,12 +35,17 @@ class Losses:
     value: jax.Array  # float32[]
 
 
+def _span(config: Config) -> tuple[int, int]:
+    """(gradient steps in the run, warmup steps): the warmup is cut to the run's length."""
+    total = config.training.iterations * config.training.steps_per_iteration
+    return total, min(config.training.warmup_steps, total)
+
+
 def learning_rate_schedule(config: Config) -> optax.Schedule:
     """Linear warmup from 0.1 x lr to lr, then cosine decay to final_lr_fraction x lr at the
     end of the run (iterations x steps_per_iteration), over gradient steps."""
     training = config.training
-    total = training.iterations * training.steps_per_iteration
-    warmup = min(training.warmup_steps, total)
+    total, warmup = _span(config)
     return optax.warmup_cosine_decay_schedule(
         init_value=0.1 * training.learning_rate,
         peak_value=training.learning_rate,
@@ -57,9 +62,7 @@ def learning_rate(config: Config, step: jax.Array | int,
     the steps or the clock. So a run bounded by `training.time_budget_s` ends fully decayed on
     any CPU, where a schedule over iterations alone would stop it mid-decay on a CPU slower
     than its iteration count assumed."""
-    training = config.training
-    total = training.iterations * training.steps_per_iteration
-    warmup = min(training.warmup_steps, total)
+    total, warmup = _span(config)
     by_clock = warmup + time_fraction * (total - warmup)
     decaying = jnp.maximum(step, by_clock)
     return learning_rate_schedule(config)(jnp.where(step < warmup, step, decaying))
