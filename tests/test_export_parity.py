@@ -55,9 +55,11 @@ POSITIONS = 10  # per game
 # onnxruntime-web's (within ~4e-7 of JAX's, see the first test). So a choice whose best score
 # led the runner-up by less than float32's rounding of the scores (a few units at the root)
 # can go either way. A search may differ from Python's only if it made such a close call (the
-# JS search reports its closest, `closestMargin`), and most searches must make none.
+# JS search reports its closest, `closestMargin`), and most searches must be identical. (Not
+# "most must make no close call": a search of 1024 simulations makes thousands of choices, and
+# one of them near a tie, played the same way in both, is common and harmless.)
 CLOSE_CALL = 1e-5
-MAX_CLOSE_CALLS = 0.2  # the share of searches that may escape the exact comparison
+MAX_ESCAPED = 0.2  # the share of searches that may differ from Python's (by a close call)
 
 
 def _positions(name: str) -> tuple[list[list[int]], tuple[np.ndarray, np.ndarray]]:
@@ -193,5 +195,6 @@ def test_js_agent_plays_like_the_python_agent(node_results, name, shipped):
         print(f"{name}{' (shipped)' if shipped else ''}, {simulations} simulations: identical "
               f"searches {identical}/{POSITIONS}, same move {same_move}/{POSITIONS}, close "
               f"calls {close_calls}/{POSITIONS}")
-        assert close_calls <= MAX_CLOSE_CALLS * POSITIONS, (
-            f"{name}, {simulations} simulations: {close_calls} searches with close calls")
+        assert identical >= (1 - MAX_ESCAPED) * POSITIONS, (
+            f"{name}, {simulations} simulations: {POSITIONS - identical} searches differ "
+            "(each by a close call)")

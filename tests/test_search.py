@@ -112,8 +112,8 @@ def test_agent_wins_at_once_and_blocks_with_a_uniform_net(game_name, tactics):
 # A network blind to Red's winning column (its logit there -8 when Red is to move, 0 elsewhere;
 # value 0): below a root move of Yellow's that leaves the threat open, Red's win has a prior of
 # ~0.2%, and Gumbel's interior rule (visit frequencies tracking softmax(logits + completed Q))
-# never visits it, at any simulation count. `visit_every_reply` visits every reply to a root
-# move once before any twice, so the win is seen and the threat blocked. (A uniform net shows
+# never visits it, at any simulation count. The agent's `reply_depth` visits every reply to a
+# root move once before any twice, so the win is seen and the threat blocked. (A uniform net shows
 # no difference: with equal priors Gumbel's rule also tries every reply first, in index order.)
 BLIND_LOGIT = -8.0
 BLOCKS = [("12121", 0), ("11223", 3), ("71727", 6)]  # Yellow to move: Red threatens 4
@@ -126,15 +126,15 @@ def blind_to_red_apply(params, obs):
     return jnp.where(red_to_move[:, None], params, 0.0), jnp.zeros(obs.shape[0])
 
 
-@functools.partial(jax.jit, static_argnames="visit_every_reply")
-def blind_search(params, states, *, visit_every_reply):
-    """The agent's search over `blind_to_red_apply`, with or without `visit_every_reply`."""
+@functools.partial(jax.jit, static_argnames="reply_depth")
+def blind_search(params, states, *, reply_depth):
+    """The agent's search over `blind_to_red_apply`, with replies visited `reply_depth` deep."""
     root = search.root_output(CONNECT4, blind_to_red_apply, params, states)
     return tree_search.gumbel_muzero_policy(
         params, jax.random.key(0), root, search.make_recurrent_fn(CONNECT4, blind_to_red_apply),
         num_simulations=BLIND_SIMULATIONS, invalid_actions=~states.legal_action_mask,
         max_num_considered_actions=CONNECT4.num_actions, gumbel_scale=0.0,
-        visit_every_reply=visit_every_reply).action
+        reply_depth=reply_depth).action
 
 
 def test_agent_sees_the_reply_its_network_does_not_expect():
@@ -143,7 +143,7 @@ def test_agent_sees_the_reply_its_network_does_not_expect():
     params = jnp.zeros((len(BLOCKS), CONNECT4.num_actions)).at[
         np.arange(len(BLOCKS)), blocks].set(BLIND_LOGIT)
     # mctx's rule: Red's win is never visited, every move looks alike and none blocks.
-    unseen = np.asarray(blind_search(params, states, visit_every_reply=False))
+    unseen = np.asarray(blind_search(params, states, reply_depth=0))
     assert not np.any(unseen == blocks), unseen
     # The agent (search.agent_search sets the rule) blocks every threat.
     agent = jax.jit(functools.partial(search.agent_search, CONNECT4, blind_to_red_apply,

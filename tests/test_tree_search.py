@@ -69,7 +69,7 @@ def network(game_name: str, shipped: bool):
 
 
 POLICIES = {  # "all": every action of the game (search.agent_search's setting)
-    # The agent's settings but visit_every_reply, which mctx does not have (off by default).
+    # The agent's settings but reply_depth, which mctx does not have (off by default).
     "agent": (tree_search.gumbel_muzero_policy, mctx.gumbel_muzero_policy,
               {"max_num_considered_actions": "all", "gumbel_scale": 0.0}),
     "puct": (tree_search.muzero_policy, mctx.muzero_policy,
@@ -151,38 +151,43 @@ def test_a_perturbed_search_fails_the_comparison():
     assert "visit counts" in differences(fewer, reference)
 
 
-def skipped_replies(game_name: str, visit_every_reply: bool) -> tuple[int, int]:
-    """(children of the root with a second visit below them, those of them with a legal reply
-    left unvisited) after the agent's search of 128 simulations with the shipped model."""
+@pytest.mark.parametrize("game_name", ["connect4", "othello"])
+def test_every_reply_is_tried_before_any_twice_one_and_three_plies_down(game_name):
+    """The agent's one departure from mctx: at the opponent's nodes one and three plies below
+    the root, every legal reply has a visit before any has two. mctx's rule (reply_depth 0)
+    skips replies it finds unlikely there; with reply_depth 1 it still does three plies down."""
+    agent = replies_by_depth(game_name, search.REPLY_DEPTH)
+    for depth in (1, 3):
+        revisited, skipped = agent[depth]
+        assert revisited > 0 and skipped == 0, (depth, agent)
+    assert replies_by_depth(game_name, 0)[1][1] > 0
+    assert replies_by_depth(game_name, 1)[3][1] > 0
+
+
+def replies_by_depth(game_name: str, reply_depth: int) -> dict[int, tuple[int, int]]:
+    """{depth: (nodes at that depth with a child visited twice, those of them with a legal
+    action left unvisited)} after the agent's search of 512 simulations with the shipped model
+    and `reply_depth`."""
     game = games.make(game_name)
     apply, params = network(game_name, True)
     states = positions(game_name, 8)
     root = search.root_output(game, apply, params, states)
     tree = jax.device_get(jax.jit(tree_search.gumbel_muzero_policy, static_argnums=(3, 4),
-                                  static_argnames=("max_num_considered_actions",
-                                                   "visit_every_reply"))(
-        params, jax.random.key(3), root, search.make_recurrent_fn(game, apply), 128,
+                                  static_argnames=("max_num_considered_actions", "reply_depth"))(
+        params, jax.random.key(3), root, search.make_recurrent_fn(game, apply), 512,
         ~states.legal_action_mask, max_num_considered_actions=game.num_actions,
-        gumbel_scale=0.0, visit_every_reply=visit_every_reply).search_tree)
-    revisited = skipped = 0
-    for b, child in zip(*np.nonzero(tree.children_index[:, 0] >= 0)):
-        node = tree.children_index[b, 0, child]
+        gumbel_scale=0.0, reply_depth=reply_depth).search_tree)
+    counts = {depth: [0, 0] for depth in (1, 2, 3)}
+    for b, node in zip(*np.nonzero(tree.node_visits > 0)):
+        depth, parent = 0, node
+        while parent != tree.ROOT_INDEX:
+            depth, parent = depth + 1, tree.parents[b, parent]
         legal = tree.children_prior_logits[b, node] > np.finfo(np.float32).min / 2
         visits = tree.children_visits[b, node]
-        if legal.any() and visits.max() > 1:
-            revisited += 1
-            skipped += int(np.any(visits[legal] == 0))
-    return revisited, skipped
-
-
-@pytest.mark.parametrize("game_name", ["connect4", "othello"])
-def test_visit_every_reply_tries_each_reply_to_a_root_move_before_any_twice(game_name):
-    """The agent's one departure from mctx: below each root move, every legal reply has a
-    visit before any has two. mctx's rule (the option off) skips replies it finds unlikely."""
-    revisited, skipped = skipped_replies(game_name, True)
-    assert revisited > 0 and skipped == 0
-    revisited, skipped = skipped_replies(game_name, False)
-    assert skipped > 0
+        if depth in counts and legal.any() and visits.max() > 1:
+            counts[depth][0] += 1
+            counts[depth][1] += int(np.any(visits[legal] == 0))
+    return {depth: tuple(count) for depth, count in counts.items()}
 
 
 # --- cost: no whole-tree work inside the search's loops ---------------------------------------

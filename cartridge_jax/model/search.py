@@ -139,6 +139,11 @@ def selfplay_search(
     )
 
 
+# The deepest replies the agent visits all of (`tree_search.gumbel_muzero_policy`'s
+# `reply_depth`): the opponent's replies to the root moves and to the agent's next moves.
+REPLY_DEPTH = 3
+
+
 def check_simulations(simulations: int) -> None:
     """The agent's simulation count: 0 (the raw network) or more; ValueError otherwise."""
     if simulations < 0:
@@ -164,15 +169,18 @@ def agent_search(
     (c 1.25, the most visited move): on the shipped Connect 4 model at 128 simulations it makes
     3.4 / 4.6 / 4.1 / 15.7% mistakes on Pons' L3_R1 / L2_R1 / L1_R1 / L1_R3 sets where PUCT made
     4.6 / 7.8 / 6.5 / 15.8%, in a third to a half of the time (no per-node tie-breaking noise).
-    One departure from mctx (`visit_every_reply`): below each root move, every legal reply is
-    visited once (the most likely first) before Gumbel's interior rule takes over. That rule
-    alone never visits a reply with a tiny prior, so a refutation the network does not expect
-    went unseen at any simulation count: the shipped Othello agent lost 30 of 100 games to
-    greedy play, every one a wipeout it valued as won, at 16, 64 or 256 simulations alike.
-    With the rule it lost 16, FForum best-move rates went from 47 / 45% to 47 / 50% and
-    Connect 4's Pons mistakes to 1.9 / 2.6 / 3.4 / 14.3%; applied at every depth it cost
-    Othello's endgame (FForum 32 / 35%), so it is used one ply below the root only. Self-play
-    keeps mctx's rule.
+    One departure from mctx (`REPLY_DEPTH`): at the opponent's nodes one and three plies below
+    the root, every legal reply is visited once (the most likely first) before Gumbel's interior
+    rule takes over. That rule alone never visits a reply with a tiny prior, so a refutation
+    the network does not expect went unseen at any simulation count: the shipped Othello agent
+    lost 30 of 100 games to greedy play, every one a wipeout it valued as won, at 16, 64 or 256
+    simulations alike. Visiting every reply one ply down took that to 16 losses, FForum
+    best-move rates from 47 / 45% to 47 / 50% and Connect 4's Pons mistakes to 1.9 / 2.6 / 3.4 /
+    14.3%. A later network still lost 11 of 100 at 1024 simulations, every loss again a
+    wipeout, two moves deep; three plies down it lost 4 of 200, with the same held-out
+    endgame mistakes (Val_endgame 8.6%) and Connect 4's held-out mistakes within noise
+    (docs/strength.md). At every depth the rule cost Othello's endgame (FForum 32 / 35%).
+    Self-play keeps mctx's rule.
     The policy target is the improved policy, softmax(logits + completed Q).
     The root value is the Q of the move played, not the root's mean backed-up value: that mean
     gives the finalists' equal visits equal weight, the losing ones' included.
@@ -196,7 +204,7 @@ def agent_search(
         invalid_actions=~states.legal_action_mask,
         max_num_considered_actions=game.num_actions,
         gumbel_scale=0.0,
-        visit_every_reply=True,
+        reply_depth=REPLY_DEPTH,
     )
     summary = output.search_tree.summary()
     action = output.action.astype(jnp.int32)

@@ -67,8 +67,9 @@ Tree = mctx.Tree
 
 # (tree of one game, node index) -> Q-values [A], e.g. mctx.qtransform_by_parent_and_siblings
 QTransform = Callable[[Tree, chex.Numeric], chex.Array]
-# (keys [B] or None, nodes: a batch of one-node trees) -> action int32[B]
-SelectionFn = Callable[[jax.Array | None, Tree], jax.Array]
+# (keys [B] or None, nodes: a batch of one-node trees, their depth: edges from the root)
+# -> action int32[B]
+SelectionFn = Callable[[jax.Array | None, Tree, chex.Numeric], jax.Array]
 
 
 def muzero_policy(
@@ -166,10 +167,9 @@ def gumbel_muzero_policy(
     qtransform: QTransform = mctx.qtransform_completed_by_mix_value,
     max_num_considered_actions: int = 16,
     gumbel_scale: chex.Numeric = 1.0,
-    visit_every_reply: bool = False,
+    reply_depth: int = 0,
 ) -> mctx.PolicyOutput[mctx.GumbelMuZeroExtraData]:
-    """Full Gumbel MuZero search; as `mctx.gumbel_muzero_policy` (with `visit_every_reply`
-    False).
+    """Full Gumbel MuZero search; as `mctx.gumbel_muzero_policy` (with `reply_depth` 0).
 
     At the root, actions are chosen by Sequential Halving with Gumbel noise; below it, by the
     deterministic selection that matches visit frequencies to softmax(prior_logits + Q).
@@ -182,17 +182,17 @@ def gumbel_muzero_policy(
       max_num_considered_actions: how many actions Sequential Halving starts with (fewer if
         fewer are valid).
       gumbel_scale: scale of the Gumbel noise (0: deterministic).
-      visit_every_reply: a departure from mctx, at the root's children only: there a legal
-        action with no visit yet is chosen before any other (the highest prior logit first,
-        ties to the lowest index; the unvisited actions share one completed Q, so this is
+      reply_depth: a departure from mctx. At a node an odd number of edges below the root (the
+        opponent to move, in a game whose players alternate) and at most `reply_depth` deep, a
+        legal action with no visit yet is chosen before any other (the highest prior logit
+        first, ties to the lowest index; the unvisited actions share one completed Q, so this is
         their order by softmax(prior_logits + completed Q)); once each has a visit, the rule
-        above. The rule above never visits an action
-        whose prior is tiny, so the reply to a root move that the network does not expect, a
-        refutation, went unseen at any simulation count (the shipped Othello agent lost 30 of
-        100 games to greedy play, each a wipeout it valued as won). A child of the root counts
-        an action as legal when its prior logit is above half the dtype's minimum (illegal
-        actions are masked to the minimum, as `search.masked_logits` and
-        `_mask_invalid_actions` do).
+        above. The rule above never visits an action whose prior is tiny, so a reply the
+        network does not expect, a refutation, went unseen at any simulation count (the shipped
+        Othello agent lost 30 of 100 games to greedy play, each a wipeout it valued as won).
+        0 turns it off. A node counts an action as legal when its prior logit is above half
+        the dtype's minimum (illegal actions are masked to the minimum, as
+        `search.masked_logits` and `_mask_invalid_actions` do).
 
     Returns:
       `PolicyOutput(action [B], action_weights [B, A] (the improved policy
@@ -217,7 +217,7 @@ def gumbel_muzero_policy(
             qtransform=qtransform,
         ),
         interior_selection_fn=functools.partial(
-            _gumbel_interior_action, qtransform=qtransform, visit_every_reply=visit_every_reply
+            _gumbel_interior_action, qtransform=qtransform, reply_depth=reply_depth
         ),
         num_simulations=num_simulations,
         max_depth=max_depth,
@@ -496,7 +496,7 @@ def _traverse(
         if keys is not None:
             keys, select_keys = _split_each(keys)
         nodes = view(rows)
-        action = selection_fn(select_keys, nodes)  # [B]
+        action = selection_fn(select_keys, nodes, depth)  # [B]
         edge = {name: getattr(nodes, name)[batch, 0, action] for name in _EDGE_FIELDS}
         record = dict(
             node=node,
@@ -683,6 +683,7 @@ def _set(x: chex.Array, index: tuple[chex.Array, ...], value: chex.Array) -> che
 def _puct_action(
     keys: jax.Array,
     nodes: Tree,
+    depth: chex.Numeric,
     *,
     is_root: bool,
     pb_c_init: chex.Numeric,
@@ -694,6 +695,7 @@ def _puct_action(
     `nodes`: a batch of one-node trees; `keys [B]` give a tiny noise that breaks ties. At the
     root the invalid actions are excluded.
     """
+    del depth
     visit_counts = nodes.children_visits[:, 0]  # [B, A]
     node_visit = nodes.node_visits  # [B, 1]
     pb_c = pb_c_init + jnp.log((node_visit + pb_c_base + 1.0) / pb_c_base)  # [B, 1]
@@ -709,6 +711,7 @@ def _puct_action(
 def _gumbel_root_action(
     keys: None,
     nodes: Tree,
+    depth: chex.Numeric,
     *,
     table: chex.Array,
     max_num_considered_actions: int,
@@ -719,7 +722,7 @@ def _gumbel_root_action(
     Of the actions with the visit count that Sequential Halving considers now, the one with
     the highest `gumbel + logits + q`.
     """
-    del keys
+    del keys, depth
     visit_counts = nodes.children_visits[:, 0]  # [B, A]
     completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(nodes, 0)  # [B, A]
     num_valid_actions = jnp.sum(1 - nodes.root_invalid_actions, axis=-1).astype(jnp.int32)
@@ -738,13 +741,14 @@ def _gumbel_root_action(
 
 
 def _gumbel_interior_action(
-    keys: None, nodes: Tree, *, qtransform: QTransform, visit_every_reply: bool = False
+    keys: None, nodes: Tree, depth: chex.Numeric, *, qtransform: QTransform,
+    reply_depth: int = 0,
 ) -> chex.Array:
-    """Gumbel MuZero below the root: action `[B]`, deterministic.
+    """Gumbel MuZero below the root: action `[B]`, deterministic, at nodes `depth` edges deep.
 
     The action whose visit frequency lags most behind softmax(prior_logits + completed Q).
-    With `visit_every_reply` (not in mctx), at a child of the root: first each legal action
-    not visited yet, the highest prior logit first (see `gumbel_muzero_policy`).
+    With `reply_depth` (not in mctx), at an odd depth up to `reply_depth`: first each legal
+    action not visited yet, the highest prior logit first (see `gumbel_muzero_policy`).
     """
     del keys
     visit_counts = nodes.children_visits[:, 0]  # [B, A]
@@ -752,10 +756,11 @@ def _gumbel_interior_action(
     logits = nodes.children_prior_logits[:, 0]  # [B, A]
     probs = jax.nn.softmax(logits + completed_qvalues)
     scores = probs - visit_counts / (1 + jnp.sum(visit_counts, axis=-1, keepdims=True))
-    if visit_every_reply:
+    if reply_depth:
         legal = logits > jnp.finfo(logits.dtype).min / 2
         unvisited = legal & (visit_counts == 0)  # [B, A]
-        first = (nodes.parents == Tree.ROOT_INDEX) & jnp.any(unvisited, axis=-1, keepdims=True)
+        replying = (depth % 2 == 1) & (depth <= reply_depth)
+        first = replying & jnp.any(unvisited, axis=-1, keepdims=True)
         # The unvisited actions share one completed Q, so their order by the improved policy
         # is their order by prior logit, which is compared exactly (no softmax rounding).
         scores = jnp.where(first, jnp.where(unvisited, logits, -jnp.inf), scores)

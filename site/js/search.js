@@ -3,7 +3,7 @@
 //
 // This is cartridge_jax/model/search.py::agent_search, which runs
 // tree_search.gumbel_muzero_policy (mctx.gumbel_muzero_policy's algorithm) with gumbel_scale 0,
-// max_num_considered_actions = the game's actions, visit_every_reply on and
+// max_num_considered_actions = the game's actions, reply_depth REPLY_DEPTH and
 // qtransform_completed_by_mix_value at its defaults, over a recurrent function that plays the
 // real rules: every edge has discount -1 (a child's value, from the child's side to move, is
 // the parent's with the sign flipped) and the reward of the player who just moved; a terminal
@@ -12,12 +12,14 @@
 // the backward pass) and mctx's qtransforms.py step by step, so the strength measured in Python
 // is the strength people play against.
 //
-// visit_every_reply is where both depart from mctx: at a child of the root, every legal reply
-// gets a visit before any reply gets a second (the highest logit first, ties to the lowest
-// index); after that, and deeper, Gumbel's rule. That rule alone
-// never visits a reply to which the network gives a tiny prior, so a refutation it did not
-// expect went unseen at any simulation count (the Othello bot lost 30 of 100 games to greedy
-// play, every one a wipeout it believed it was winning; with the rule it lost 16).
+// reply_depth is where both depart from mctx: at a node one or three plies below the root (the
+// opponent to move), every legal reply gets a visit before any reply gets a second (the highest
+// logit first, ties to the lowest index); after that, and at the other depths, Gumbel's rule.
+// That rule alone never visits a reply to which the network gives a tiny prior, so a
+// refutation it did not expect went unseen at any simulation count (the Othello bot lost 30 of
+// 100 games to greedy play, every one a wipeout it believed it was winning; visiting every
+// reply one ply down it lost 16, and a later network still lost 11 of 100 at 1024 simulations,
+// to wipeouts two moves deep: three plies down it lost 4 of 200).
 //
 // Differences from Python's search, all deliberate:
 //   * mctx computes in float32, this in float64 (the inputs are the network's float32 outputs),
@@ -42,6 +44,7 @@ const MAXVISIT_INIT = 50;
 const MIN_VALUE_SPREAD = 1e-8; // its epsilon: the smallest denominator of the rescaling
 const FLOAT32_TINY = 2 ** -126; // jnp.finfo(float32).tiny: the floor of the prior probabilities
 const SCORE_FLOOR = -1e9; // _score_considered's floor on a candidate's score
+const REPLY_DEPTH = 3; // search.py's REPLY_DEPTH: the deepest replies that are all visited
 
 /**
  * The agent's move in `state` (a live position of `game`).
@@ -96,6 +99,7 @@ export async function agentSearch(game, state, evaluate, { simulations }) {
     // Each simulation visits one root move, so `simulation` is the root's visit sum, which
     // selects Sequential Halving's column.
     let node = root;
+    let depth = 0; // edges from the root to `node`
     let choice = rootChoice(root, schedule[simulation]);
     for (;;) {
       closestMargin = Math.min(closestMargin, choice.margin);
@@ -110,7 +114,8 @@ export async function agentSearch(game, state, evaluate, { simulations }) {
         break;
       }
       node = child;
-      choice = interiorChoice(node);
+      depth += 1;
+      choice = interiorChoice(node, depth);
     }
   }
   const final = rootChoice(root, Math.max(...root.childVisits));
@@ -191,17 +196,17 @@ function rootChoice(root, consideredVisit) {
 }
 
 /**
- * _gumbel_interior_action with visit_every_reply: at a child of the root, while it has a legal
- * move with no visit yet, the one with the highest logit (the unvisited moves share one
- * completed Q, so this is their order by the improved policy); otherwise, and deeper, the move
- * whose share of the visits lags most behind its share of the improved policy
- * softmax(logits + completed Q). Illegal moves score 0 there (no probability, no visits) and
- * some legal move always scores more (the legal scores sum to 1 / (1 + visits)), so only the
- * legal moves are scored.
+ * _gumbel_interior_action with reply_depth, at `node` `depth` edges below the root: at an odd
+ * depth up to REPLY_DEPTH (the opponent to move), while it has a legal move with no visit yet,
+ * the one with the highest logit (the unvisited moves share one completed Q, so this is their
+ * order by the improved policy); otherwise the move whose share of the visits lags most behind
+ * its share of the improved policy softmax(logits + completed Q). Illegal moves score 0 there
+ * (no probability, no visits) and some legal move always scores more (the legal scores sum to
+ * 1 / (1 + visits)), so only the legal moves are scored.
  */
-function interiorChoice(node) {
+function interiorChoice(node, depth) {
   const legal = node.state.legal;
-  if (node.parent.parent === null) { // a child of the root: every reply is tried once first
+  if (depth % 2 === 1 && depth <= REPLY_DEPTH) { // every reply is tried once first
     const unvisited = new Choice();
     for (let a = 0; a < legal.length; a++) {
       if (legal[a] === 1 && node.childVisits[a] === 0) unvisited.offer(a, node.logits[a]);
