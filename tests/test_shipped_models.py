@@ -65,8 +65,10 @@ def test_shipped_othello_agent_is_not_wiped_out_by_greedy_play():
     simulations. A model shipped earlier won only 70 of 100 such games (docs/strength.md): every
     loss a wipeout, all its discs flipped in 12-32 plies while its value said it was winning,
     because the search never visited the low-prior reply that flips everything. Greedy is far
-    weaker than alphabeta:2, which that model beat 100-0. The bot now searches 1024 simulations
-    (97 of 100 won, the issue's target being 95%); at 128 the same network wins 84."""
+    weaker than alphabeta:2, which that model beat 100-0. Visiting every reply one ply down took
+    it to 84; the next network still lost 11 of 100 at 1024 simulations, to wipeouts two moves
+    deep. The bot now visits every reply three plies down too and searches 1024 simulations
+    (99 of 100 won, the issue's target being 95%); at 128 the same network wins 89."""
     config, _ = config_lib.load_config(flags={"common.game": "othello"}, env={},
                                        config_file=None)
     result = measure.evaluate(config, model_dir_or_run_dir=MODELS / "othello",

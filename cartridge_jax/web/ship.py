@@ -95,6 +95,7 @@ SUITES: dict[str, tuple[Measure, ...]] = {
         Measure("vs random", opponent="random", games=100),
         Measure("vs greedy", opponent="greedy", games=100),
         Measure("vs alphabeta:2", opponent="alphabeta:2", games=100),
+        Measure("vs alphabeta:3", opponent="alphabeta:3", games=100),
     ),
 }
 
