@@ -378,16 +378,6 @@ def test_reading_a_configuration_starts_no_jax():
 
 def test_game_ids_are_the_registry():
     assert cfg.GAME_IDS == tuple(games.names())
-    with_margin = tuple(name for name in games.names() if games.make(name).final_margin)
-    assert cfg.GAMES_WITH_MARGIN == with_margin
-
-
-def test_a_margin_weight_needs_a_game_with_a_margin():
-    config, _ = load(flags={"common.game": "othello", "training.value_margin_weight": "0.25"})
-    assert config.training.value_margin_weight == 0.25
-    message = error_of(flags={"common.game": "connect4", "training.value_margin_weight": "0.25"})
-    assert message == ("training.value_margin_weight = 0.25 needs a game scored beyond "
-                       "win/draw/loss (othello), not 'connect4': set it to 0")
 
 
 def test_presets_name_existing_reference_sets():

@@ -308,18 +308,3 @@ def test_symmetries_match_transformed_positions():
             np.testing.assert_array_equal(np.asarray(moved.legal_action_mask), sym_mask[s])
             assert bool(moved.terminated) == bool(state.terminated)
         np.testing.assert_array_equal(sym_policy[:, 64], policy[64])
-
-
-def test_final_margin_counts_the_empty_squares_for_the_winner():
-    """Each player's final disc margin / 64 (FForum's scoring), opposite for the two."""
-    cases = {
-        "XX" + "-" * 61 + "O O": 2 - 1 + 61,  # Black wins 2-1: the 61 empty squares are Black's
-        "X" + "-" * 62 + "O X": 0,  # a draw
-        "XO" * 16 + "OX" * 15 + "OO O": 31 - 33,  # full board
-        "X" * 64 + " O": 64,
-    }
-    for text, black_margin in cases.items():
-        state = othello.from_text(text)
-        assert bool(state.terminated)
-        expected = np.array([black_margin, -black_margin]) / 64
-        np.testing.assert_array_equal(othello.final_margin(state), expected)

@@ -12,7 +12,6 @@ from helpers import SELFPLAY_OPENING_MOVES as OPENING_MOVES
 from helpers import tictactoe_selfplay
 
 from cartridge_jax import games
-from cartridge_jax.games.base import where_batched
 from cartridge_jax.training import selfplay
 
 GAME = games.make("tictactoe")
@@ -144,25 +143,3 @@ def test_new_games_that_random_moves_would_end_start_empty():
     assert not np.any(started.state.terminated)
     assert np.array_equal(np.asarray(started.move_number), pieces)
     assert np.any(pieces == 0) and np.all(pieces <= 8)
-
-
-def test_final_values_give_their_share_to_the_margin_and_keep_the_outcomes_sign():
-    """Othello games played out at random: with weight w a finished game's value is
-    (1 - w) * outcome + w * margin, zero-sum, and a win is worth more than any loss."""
-    game = games.make("othello")
-    step = jax.jit(jax.vmap(game.step))
-    state = jax.vmap(game.init)(jax.random.split(jax.random.key(0), 64))
-    key = jax.random.key(1)
-    for _ in range(70):  # every Othello game ends within 60 moves and a few passes
-        key, move_key = jax.random.split(key)
-        noise = jax.random.uniform(move_key, state.legal_action_mask.shape)
-        after = step(state, jnp.argmax(noise * state.legal_action_mask, -1))
-        state = where_batched(state.terminated, state, after)  # keep each game's ending step
-    assert bool(jnp.all(state.terminated))
-    np.testing.assert_array_equal(selfplay.final_values(game, state, 0.0), state.rewards)
-    margin = np.asarray(jax.vmap(game.final_margin)(state))
-    values = np.asarray(selfplay.final_values(game, state, 0.25))
-    np.testing.assert_allclose(values, 0.75 * np.asarray(state.rewards) + 0.25 * margin)
-    np.testing.assert_allclose(values.sum(-1), 0, atol=1e-6)
-    np.testing.assert_array_equal(np.sign(values), np.asarray(state.rewards))
-    assert np.abs(margin).max() <= 1 and len(np.unique(values[:, 0])) > 3  # margins vary

@@ -3,7 +3,6 @@
 import json
 from importlib import resources
 
-import jax
 import numpy as np
 import pytest
 
@@ -177,20 +176,3 @@ def test_othello_validation_set_loads_by_name_and_measures_agents():
     assert positions.score(best)["best_move_rate"] == 1.0
     assert positions.score(best)["mistake_rate"] == 0.0
     assert positions.score(worst)["mistake_rate"] == 1.0
-
-
-def test_othello_final_margin_is_the_solvers_score_at_the_end_of_a_best_line():
-    """The value target's margin (`Game.final_margin`) scores a finished game as FForum and the
-    solver do: both sides play the solver's best moves to the end, and the margin found there
-    is the exact score of the start."""
-    step = jax.jit(othello_rules.step)
-    lines = sorted(OTHELLO_VALDATA.read_text().splitlines(), key=lambda line: line.count("-"))
-    for position, listed in map(obf_scores, lines[:4]):
-        state = othello_rules.from_text(position)
-        mover = int(state.current_player)
-        while not bool(state.terminated):
-            scores = othello.move_scores(othello_rules.position_text(state))
-            best = max(scores, key=scores.get) if scores else othello_rules.PASS
-            state = step(state, best)
-        margin = np.asarray(othello_rules.final_margin(state)) * 64
-        assert margin[mover] == max(listed.values()) == -margin[1 - mover], position

@@ -19,7 +19,6 @@ from cartridge_jax.config.layering import (
 from cartridge_jax.config.presets import PRESETS
 from cartridge_jax.config.schema import (
                                            GAME_IDS,
-                                           GAMES_WITH_MARGIN,
                                            CommonConfig,
                                            Config,
                                            DistributedConfig,
@@ -32,8 +31,8 @@ from cartridge_jax.config.schema import (
 )
 
 __all__ = [
-    "CONFIG_FILE_ENV", "ENV_PREFIX", "GAME_IDS", "GAMES_WITH_MARGIN", "JAX_CACHE_DIR_ENV",
-    "PRESETS", "CommonConfig", "Config", "ConfigError", "DistributedConfig", "EvaluationConfig",
-    "ExportConfig", "MctsConfig", "ModelConfig", "SelfplayConfig", "TrainingConfig", "config_keys",
+    "CONFIG_FILE_ENV", "ENV_PREFIX", "GAME_IDS", "JAX_CACHE_DIR_ENV", "PRESETS", "CommonConfig",
+    "Config", "ConfigError", "DistributedConfig", "EvaluationConfig", "ExportConfig",
+    "MctsConfig", "ModelConfig", "SelfplayConfig", "TrainingConfig", "config_keys",
     "format_config", "load_config",
 ]

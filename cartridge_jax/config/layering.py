@@ -295,8 +295,6 @@ def _validation_message(
     """One line for the first problem, naming key, value, source and what is allowed."""
     first, *others = error.errors()
     suffix = f" (and {len(others)} more problem(s))" if others else ""
-    if not first["loc"]:  # a check across sections; the message names the keys
-        return _problem(first, None) + suffix
     if len(first["loc"]) == 1:  # a section's own check across its keys; the message names them
         return f"[{first['loc'][0]}] {_problem(first, None)}{suffix}"
     section, key, *item = first["loc"]

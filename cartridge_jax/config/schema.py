@@ -17,8 +17,6 @@ from cartridge_jax.config.presets import PRESETS, unknown_preset_problem
 
 # The registered games (cartridge_jax.games.names()), as data: the games package pulls in JAX.
 GAME_IDS = ("tictactoe", "connect4", "othello")
-# Those scored beyond win/draw/loss (their `Game.final_margin`), for `value_margin_weight`.
-GAMES_WITH_MARGIN = ("othello",)
 
 
 def _list_to_tuple(value: Any) -> Any:
@@ -173,11 +171,6 @@ class TrainingConfig(_Section):
     value_loss_weight: float = Field(
         1.0, ge=0, allow_inf_nan=False, description="Value loss weight (policy loss weighs 1)."
     )
-    value_margin_weight: float = Field(
-        0.0, ge=0, le=1, allow_inf_nan=False, description="Share of the value target given to "
-        "the final score margin (Othello: disc difference / 64), the rest to the outcome; for "
-        "games with a margin (" + ", ".join(GAMES_WITH_MARGIN) + ")."
-    )
     checkpoint_interval: int = Field(
         1, ge=1, description="Save a checkpoint every K iterations (asynchronously); stats.json "
         "follows the checkpoints, so a kill loses at most K - 1 completed iterations."
@@ -303,13 +296,4 @@ class Config(BaseModel):
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Several hosts."
     )
-
-    @model_validator(mode="after")
-    def _margin_needs_a_score(self) -> Config:
-        weight, game = self.training.value_margin_weight, self.common.game
-        if weight > 0 and game not in GAMES_WITH_MARGIN:
-            raise ValueError(f"training.value_margin_weight = {weight!r} needs a game scored "
-                             f"beyond win/draw/loss ({', '.join(GAMES_WITH_MARGIN)}), not "
-                             f"{game!r}: set it to 0")
-        return self
 

@@ -77,9 +77,6 @@ class Game:
     action_from_text: Callable[[str], int]  # inverse of action_to_text; ValueError if unknown
 
     num_players: int = 2
-    # float32[2]: each player's final score margin in [-1, 1] in a finished state, for games
-    # scored beyond win/draw/loss (Othello's disc difference); None where the outcome is all.
-    final_margin: Callable[[State], Array] | None = None
 
     @property
     def num_symmetries(self) -> int:

@@ -243,15 +243,6 @@ def disc_difference(state: State) -> jax.Array:
     return counts[0] - counts[1]
 
 
-def final_margin(state: State) -> jax.Array:
-    """float32[2]: each player's final disc margin / 64, the empty squares going to the winner
-    (the scoring of FForum's exact scores). Meaningful once `terminated`."""
-    black_lead = disc_difference(state)
-    empties = NUM_SQUARES - jnp.sum(_disc_counts(state.discs))
-    black_score = black_lead + jnp.sign(black_lead) * empties
-    return jnp.stack([black_score, -black_score]).astype(jnp.float32) / NUM_SQUARES
-
-
 def action_to_text(action: int) -> str:
     if action == PASS:
         return "pass"
@@ -368,5 +359,4 @@ GAME = base.Game(
     to_text=to_text,
     action_to_text=action_to_text,
     action_from_text=action_from_text,
-    final_margin=final_margin,
 )

@@ -86,8 +86,7 @@ class Losses(BaseModel):
         None, description="cross-entropy of the search policy target vs the net, nats"
     )
     value: _Float = Field(
-        None, description="mean squared error of the value head vs its target (the outcome, "
-        "or the outcome mixed with the margin) in [-1, 1]"
+        None, description="mean squared error of the value head vs the game outcome in [-1, 1]"
     )
 
 

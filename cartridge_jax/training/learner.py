@@ -2,8 +2,7 @@
 
 Loss = soft cross-entropy between the search's policy target and the net's policy over legal
 moves + value_loss_weight * squared error between value and the game's final outcome (both from
-the side to move's view; Othello's may give a share to the disc margin: `selfplay.final_values`).
-Weight decay lives in AdamW, not in the loss.
+the side to move's view). Weight decay lives in AdamW, not in the loss.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class ReplayBuffer:
     observation: jax.Array  # uint8[R, G, rows, cols, planes]
     policy_target: jax.Array  # float32[R, G, A]
     legal_action_mask: jax.Array  # bool[R, G, A]
-    value_target: jax.Array  # float32[R, G]: final outcome (selfplay.final_values) for the mover
+    value_target: jax.Array  # float32[R, G]: final outcome for the player who moved there
     player: jax.Array  # int8[R, G]
     complete: jax.Array  # bool[R, G]: the value target is known (the slot is sampleable)
     pending: jax.Array  # bool[R, G]: written, its game still running (outcome unknown)

@@ -49,18 +49,6 @@ def new_games(game: Game, key: jax.Array, games: int, opening_moves: int) -> Gam
     return Games(state=state, move_number=moves)
 
 
-def final_values(game: Game, state: State, margin_weight: float) -> jax.Array:
-    """float32[G, 2]: what each player's positions learn as value from the batch `state`, just
-    stepped: its rewards (the outcome, zero until the step that ends the game), `margin_weight`
-    of them given to `game.final_margin`. A margin has its outcome's sign, so a won game is
-    still worth more than any lost one."""
-    if margin_weight == 0:
-        return state.rewards
-    margin = jax.vmap(game.final_margin)(state)  # [G, 2]
-    mixed = (1 - margin_weight) * state.rewards + margin_weight * margin
-    return jnp.where(state.terminated[:, None], mixed, 0.0)
-
-
 def restart_pool_size(games: int, moves: int) -> int:
     """Fresh games prepared per self-play chunk of `moves` moves of `games` games (see `play`):
     enough for every game to restart twice."""
@@ -76,13 +64,8 @@ def play(
     games: Games,
     key: jax.Array,
     moves: int,
-    margin_weight: float = 0.0,
 ) -> tuple[Games, Trajectory]:
-    """`moves` self-play moves of every game; returns the new batch and a `[moves, G]` chunk.
-
-    The chunk's `rewards`, what its positions learn as value, are the outcome with
-    `margin_weight` of it given to the game's final margin (`final_values`).
-    """
+    """`moves` self-play moves of every game; returns the new batch and a `[moves, G]` chunk."""
     num_games = games.move_number.shape[0]
     pool_key, key = jax.random.split(key)
     # Games that end take fresh ones in turn from a pool made once per chunk: making openings
@@ -104,7 +87,7 @@ def play(
             legal_action_mask=state.legal_action_mask,
             player=state.current_player.astype(jnp.int8),
             terminated=next_state.terminated,
-            rewards=final_values(game, next_state, margin_weight),
+            rewards=next_state.rewards,
         )
         turn = used + jnp.cumsum(next_state.terminated, dtype=jnp.int32) - 1  # [G]
         restarted = jax.tree.map(lambda leaf: leaf[turn % leaf.shape[0]], pool)  # [G]

@@ -125,8 +125,7 @@ def _selfplay_and_store(game, apply, config, moves, params, games, buffer, key):
     also the games finished on all devices. Runs inside shard_map."""
     key = jax.random.fold_in(key, jax.lax.axis_index(DATA_AXIS))
     games, trajectory = selfplay.play(
-        game, apply, config.mcts, config.selfplay.random_opening_moves, params, games, key, moves,
-        config.training.value_margin_weight,
+        game, apply, config.mcts, config.selfplay.random_opening_moves, params, games, key, moves
     )
     finished = jax.lax.psum(jnp.sum(trajectory.terminated), DATA_AXIS)
     return games, replay.add(buffer, trajectory), finished
