@@ -8,12 +8,13 @@ averages gradients with an all-reduce. With one device all of this is a no-op.
 
 Several hosts (a GPU cluster, a TPU pod) join through `jax.distributed.initialize` before JAX
 starts its backend (`join`). Every process then runs the same command; `is_main_process` says
-which one writes files and prints progress. See docs/scaling.md. `cpu_model` and `hardware`
-say what the machine is (model cards and benchmarks record it).
+which one writes files and prints progress. See docs/scaling.md. `cpu_model`, `package_version` and
+`hardware` say what the machine is (model cards and benchmarks record it).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import pathlib
@@ -123,6 +124,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def package_version(package: str) -> str | None:
+    """The installed distribution's version, None if it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def hardware() -> dict[str, Any]:

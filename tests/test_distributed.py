@@ -274,3 +274,9 @@ def test_two_processes_train_together(tiny_toml, tmp_path, devices_per_process):
     assert result.returncode == 0, result.stderr
     assert "Resuming" in result.stderr and "after iteration 2" in result.stderr
     assert json.loads((run_dir / "stats.json").read_text())["last_checkpoint"] == 3
+
+
+def test_package_version_is_the_installed_distributions():
+    """What benchmarks and export errors report: the installed version, None when absent."""
+    assert parallel.package_version("jax") == jax.__version__
+    assert parallel.package_version("no-such-distribution-for-cartridge") is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import resource
@@ -30,10 +29,9 @@ def device_info() -> dict[str, Any]:
         "jax_version": jax.__version__,
     }
     for package in PACKAGES:
-        try:
-            info[f"{package}_version"] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+        version = parallel.package_version(package)
+        if version is not None:
+            info[f"{package}_version"] = version
     return info
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ import onnx
 import pydantic
 from etils import epath
 
-from cartridge_jax import _files, games
+from cartridge_jax import _files, games, parallel
 from cartridge_jax.config import Config, ModelConfig
 from cartridge_jax.model import nets
 from cartridge_jax.run import checkpoint
@@ -234,8 +233,9 @@ def _onnx_model(game, network, params, *, opset: int, ir_version: int) -> onnx.M
                 output_names=list(OUTPUT_NAMES),
             )
     except Exception as error:  # whatever a jax it does not know makes jax2onnx raise
+        converter = parallel.package_version("jax2onnx") or "(not installed)"
         raise ConverterError(
-            f"jax2onnx {_version('jax2onnx')} could not convert the network under jax "
+            f"jax2onnx {converter} could not convert the network under jax "
             f"{jax.__version__} ({type(error).__name__}: {_first_line(error)}): install a jax "
             "that this jax2onnx supports (or a jax2onnx that supports this jax) and export "
             "again") from error
@@ -254,13 +254,6 @@ def _onnx_model(game, network, params, *, opset: int, ir_version: int) -> onnx.M
         raise ExportError(f"the exported ONNX model is invalid (opset {opset}, IR version "
                           f"{ir_version}): {_first_line(error)}") from error
     return model
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "(not installed)"
 
 
 def _load_plugin_families(families: tuple[str, ...]) -> None:
