@@ -9,6 +9,7 @@ in no public set (Connect 4: mirror images included). Needs numba (`pip install 
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -25,6 +26,15 @@ COUNTS = {"connect4-end": 1000, "connect4-middle": 1000, "connect4-begin": 500,
           "othello-endgame": 1000}
 
 
+@functools.cache
+def public_positions(game: str) -> set:
+    """The public sets' positions of `game` (Connect 4: keys, mirror images included; Othello:
+    board texts), read once for all of its stages."""
+    if game == "connect4":
+        return validation.connect4_keys(sorted((PACKAGE / "refdata" / "connect4").glob("*.jsonl")))
+    return validation.othello_texts(sorted((PACKAGE / "refdata" / "othello").glob("*.obf")))
+
+
 def make_set(name: str, count: int, seed: int, out_dir: pathlib.Path) -> pathlib.Path:
     """Writes one set (atomically) and returns its path."""
     game, _, stage = name.partition("-")
@@ -36,15 +46,11 @@ def make_set(name: str, count: int, seed: int, out_dir: pathlib.Path) -> pathlib
             bar.refresh()
 
         if game == "connect4":
-            excluded = validation.connect4_keys(sorted(
-                (PACKAGE / "refdata" / "connect4").glob("*.jsonl")))
             lines = [json.dumps(line) for line in validation.connect4_set(
-                stage, count, seed=seed, excluded=excluded, progress=progress)]
+                stage, count, seed=seed, excluded=public_positions(game), progress=progress)]
             path = out_dir / "connect4" / f"Val_{stage}.jsonl"
         else:
-            excluded = validation.othello_texts(sorted(
-                (PACKAGE / "refdata" / "othello").glob("*.obf")))
-            lines = validation.othello_set(count, seed=seed, excluded=excluded,
+            lines = validation.othello_set(count, seed=seed, excluded=public_positions(game),
                                            progress=progress)
             path = out_dir / "othello" / f"Val_{stage}.obf"
     path.parent.mkdir(parents=True, exist_ok=True)
