@@ -8,8 +8,8 @@ averages gradients with an all-reduce. With one device all of this is a no-op.
 
 Several hosts (a GPU cluster, a TPU pod) join through `jax.distributed.initialize` before JAX
 starts its backend (`join`). Every process then runs the same command; `is_main_process` says
-which one writes files and prints progress. See docs/scaling.md. `cpu_model`, `package_version` and
-`hardware` say what the machine is (model cards and benchmarks record it).
+which one writes files and prints progress. See docs/scaling.md. `cpu_model`,
+`package_version` and `hardware` say what the machine is (model cards and benchmarks record it).
 """
 
 from __future__ import annotations
